@@ -1,0 +1,71 @@
+# docclass: every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORPUS ?= ../shared/corpus
+PYTEST_ARGS ?=
+
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export OMP_THREAD_LIMIT := 1
+
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install system-deps test test-fast demo bench lint repro clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: system-deps $(STAMP)  ## build .venv (pinned by constraints.txt) and install Tesseract; quick when done
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  if ! ($(SUDO) apt-get install -y -q $$missing >/tmp/docclass-apt.log 2>&1 || \
+	        ($(SUDO) apt-get update -q >>/tmp/docclass-apt.log 2>&1 && $(SUDO) apt-get install -y -q $$missing >>/tmp/docclass-apt.log 2>&1)); then \
+	    tail -5 /tmp/docclass-apt.log; \
+	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English data)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# torch first and pinned: otherwise a dependency pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/pip check
+	@touch $(STAMP)
+
+test: install  ## install if needed, then run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install  ## unit tests only (no servers, no corpus)
+	$(BIN)/python -m pytest -m "not integration and not slow and not corpus and not browser" $(PYTEST_ARGS)
+
+demo: install  ## generate a sample corpus, train, evaluate and classify held-back documents
+	$(BIN)/docclass demo
+
+bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to change)
+	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
+
+repro: install  ## run the DVC pipeline (generate sample -> extract -> train -> evaluate)
+	$(BIN)/dvc repro
+
+lint: install
+	$(BIN)/ruff check pipelines labeling flows serving tests
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf .data bench

@@ -1,0 +1,409 @@
+"""The `docclass` command line: train, evaluate, predict, extract, generate-sample, demo, bench.
+
+Every command reads params.yaml at entry and passes values down; stdout carries results (JSON lines for
+`predict`), progress and tables go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="docclass",
+    help="Custom document classification: ingest PDFs, images and zips, train, evaluate and predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+
+State = dict[str, Any]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    params: Annotated[
+        Path | None, typer.Option(help="params.yaml to use (default: $DOCCLASS_PARAMS or ./params.yaml)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = {"params_path": params}
+
+
+def _params(ctx: typer.Context) -> dict[str, Any]:
+    from pipelines.params import ParamsError, load_params
+
+    from flows.settings import Settings
+
+    path = ctx.obj.get("params_path") or Settings().params
+    try:
+        return load_params(path)
+    except ParamsError as error:
+        _fail(str(error))
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Any]:
+    """A progress bar on stderr; yields a function that advances it by one."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal and total < 2) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda *_: bar.advance(task)
+
+
+def _extraction(params: dict[str, Any]) -> tuple[Any, Any, Any]:
+    from pipelines.extract import ExtractConfig, ExtractionCache
+    from pipelines.ingest import Limits
+
+    from flows.settings import Settings
+
+    return (
+        ExtractConfig.from_params(params["extract"]),
+        Limits.from_params(params["ingest"]),
+        ExtractionCache(Settings().cache_dir),
+    )
+
+
+def _load_dataset(dataset_dir: Path, params: dict[str, Any]) -> Any:
+    """Extract a labelled dataset (cached), reporting rejected documents and label conflicts."""
+    from pipelines.dataset import EXTRACTED_MARKER, DatasetError, list_dataset, load_labeled_documents
+
+    config, limits, cache = _extraction(params)
+    try:
+        total = 0 if (dataset_dir / EXTRACTED_MARKER).exists() else len(list_dataset(dataset_dir))
+        with _progress(f"extracting {dataset_dir}", total) as advance:
+            dataset = load_labeled_documents(dataset_dir, config, limits, cache=cache, on_done=advance)
+    except DatasetError as error:
+        _fail(str(error))
+    for rejected in dataset.rejected:
+        err.print(f"[yellow]rejected[/yellow] {rejected.name}: {rejected.reason}")
+    for conflict in dataset.conflicts:
+        err.print(f"[yellow]label conflict[/yellow] {conflict}")
+    if dataset.duplicates:
+        err.print(f"{len(dataset.duplicates)} duplicate documents collapsed (same sha256)")
+    return dataset
+
+
+@app.command()
+def extract(
+    ctx: typer.Context,
+    dataset_dir: Annotated[Path, typer.Argument(help="folder per class, or documents + labels.csv")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the extracted dataset")],
+) -> None:
+    """Ingest and extract (text layer / OCR, page images) a labelled dataset for train and evaluate."""
+    from pipelines.dataset import save_extracted
+    from pipelines.extract import ExtractConfig
+
+    params = _params(ctx)
+    dataset = _load_dataset(dataset_dir, params)
+    save_extracted(dataset, out, ExtractConfig.from_params(params["extract"]))
+    pages = sum(doc.n_pages for doc in dataset.documents)
+    err.print(
+        f"extracted {len(dataset.documents)} documents ({pages} pages, classes {dataset.classes}), "
+        f"rejected {len(dataset.rejected)} -> {out}"
+    )
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset_dir: Annotated[Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")],
+    model_out: Annotated[Path, typer.Option("--model-out", help="directory to write the model to")],
+    candidate: Annotated[
+        list[str] | None, typer.Option("--candidate", "-c", help="candidates to try (default: params.yaml)")
+    ] = None,
+    report_out: Annotated[
+        Path | None, typer.Option(help="also write the candidates' cross-validation summary (JSON) here")
+    ] = None,
+) -> None:
+    """Cross-validate the candidates, pick the best and fit it on every document."""
+    from pipelines.models import save_model
+    from pipelines.train import train_best
+
+    params = _params(ctx)
+    dataset = _load_dataset(dataset_dir, params)
+    _require_two_classes(dataset)
+    names = candidate or params["train"]["candidates"]
+    with _progress("cross-validating candidates", len(names)) as advance:
+        try:
+            result = train_best(
+                dataset.documents,
+                dataset.labels,
+                params["train"],
+                seed=int(params["seed"]),
+                ece_bins=int(params["evaluate"]["ece_bins"]),
+                candidates=names,
+                on_result=advance,
+            )
+        except ValueError as error:
+            _fail(str(error))
+    summary = [r.summary() for r in result.results]
+    _print_candidates(summary, result.candidate)
+    meta = {
+        "candidate": result.candidate,
+        "classes": sorted(set(dataset.labels)),
+        "n_documents": len(dataset.documents),
+        "label_counts": {label: dataset.labels.count(label) for label in sorted(set(dataset.labels))},
+        "seed": int(params["seed"]),
+        "train_params": params["train"],
+        "extract_params": params["extract"],
+        "review_threshold": float(params["predict"]["review_threshold"]),
+        "cross_validation": result.best.report.metrics,
+        "candidates": summary,
+    }
+    save_model(result.model, model_out, meta)
+    if report_out is not None:
+        report_out.parent.mkdir(parents=True, exist_ok=True)
+        report_out.write_text(json.dumps({"selected": result.candidate, "candidates": summary}, indent=2))
+    err.print(f"model [bold]{result.candidate}[/bold] written to {model_out}")
+
+
+def _require_two_classes(dataset: Any) -> None:
+    counts = {label: dataset.labels.count(label) for label in set(dataset.labels)}
+    if len(counts) < 2 or min(counts.values()) < 2:
+        _fail(f"training needs at least 2 classes with 2 or more documents each: found {counts or 'none'}")
+
+
+def _print_candidates(summary: list[dict[str, Any]], selected: str) -> None:
+    table = Table(title="candidates (cross-validated)")
+    for column in ("candidate", "accuracy", "macro-F1", "ECE", "seconds", "note"):
+        table.add_column(column)
+    for row in summary:
+        note = "selected" if row["candidate"] == selected else row.get("reason", "")
+        table.add_row(
+            row["candidate"],
+            f"{row['accuracy']:.3f}" if "accuracy" in row else "-",
+            f"{row['macro_f1']:.3f}" if "macro_f1" in row else "-",
+            f"{row['ece']:.3f}" if "ece" in row else "-",
+            f"{row['seconds']:.1f}",
+            note,
+        )
+    err.print(table)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    dataset_dir: Annotated[Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")],
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", "-c", help="candidate to evaluate (default: fusion)")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="evaluate the candidate recorded in this model directory")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write metrics.json, confusion.json/png and predictions.json here")
+    ] = None,
+) -> None:
+    """Stratified k-fold cross-validation report: accuracy, macro-F1, per class, confusion, calibration."""
+    from pipelines.evaluate import cross_validate, write_report
+    from pipelines.models import CandidateUnavailable, ModelLoadError, load_model, make_candidate
+
+    params = _params(ctx)
+    name = candidate or "fusion"
+    if model is not None:
+        try:
+            _, meta = load_model(model)
+        except ModelLoadError as error:
+            _fail(str(error))
+        name = meta["candidate"]
+    dataset = _load_dataset(dataset_dir, params)
+    _require_two_classes(dataset)
+    err.print(f"cross-validating [bold]{name}[/bold] on {len(dataset.documents)} documents")
+    try:
+        report = cross_validate(
+            lambda: make_candidate(name, params["train"], int(params["seed"])),
+            dataset.documents,
+            dataset.labels,
+            seed=int(params["seed"]),
+            max_folds=int(params["train"]["max_folds"]),
+            ece_bins=int(params["evaluate"]["ece_bins"]),
+        )
+    except (CandidateUnavailable, ValueError) as error:
+        _fail(getattr(error, "reason", str(error)))
+    _print_report(report.metrics)
+    if out is not None:
+        write_report(report, out)
+        err.print(f"report written to {out}")
+    typer.echo(json.dumps({"candidate": name, **{k: v for k, v in report.metrics.items() if k != "per_class"}}))
+
+
+def _print_report(metrics: dict[str, Any]) -> None:
+    err.print(
+        f"accuracy [bold]{metrics['accuracy']:.3f}[/bold]  macro-F1 [bold]{metrics['macro_f1']:.3f}[/bold]  "
+        f"ECE {metrics['ece']:.3f}  folds {metrics.get('folds', '?')}"
+    )
+    table = Table(title="per class")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column)
+    for label, row in metrics["per_class"].items():
+        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    err.print(table)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="PDF, image or zip files (a zip gives one line per member)")],
+    model: Annotated[Path, typer.Option("--model", help="model directory written by `docclass train`")],
+) -> None:
+    """Classify files: one JSON object per line on stdout; unreadable files give a line with `error`."""
+    from pipelines.extract import extract_documents
+    from pipelines.ingest import IngestError, RawDocument, Rejected, expand, read_input
+    from pipelines.models import ModelLoadError, load_model
+    from pipelines.predict import predict_documents
+
+    params = _params(ctx)
+    try:
+        classifier, meta = load_model(model)
+    except ModelLoadError as error:
+        _fail(str(error))
+    threshold = float(params["predict"]["review_threshold"])
+    config, limits, cache = _extraction(params)
+    failures = 0
+    with _progress("classifying", len(files)) as advance:
+        for path in files:
+            items: list[RawDocument | Rejected] = []
+            try:
+                items = list(expand(read_input(path, limits), str(path), limits))
+            except IngestError as error:
+                items = [Rejected(str(path), error)]
+            raws = [item for item in items if isinstance(item, RawDocument)]
+            extracted = iter(extract_documents(raws, config, limits, cache=cache))
+            for item in items:
+                result = next(extracted) if isinstance(item, RawDocument) else item
+                if isinstance(result, Rejected):
+                    failures += 1
+                    line = {"file": result.name, "error": result.reason, "error_type": result.kind}
+                else:
+                    (prediction,) = predict_documents(classifier, [result], threshold)
+                    line = {"file": result.name, **prediction, "model": meta.get("candidate")}
+                sys.stdout.write(json.dumps(line) + "\n")
+                sys.stdout.flush()
+            advance()
+    if failures:
+        err.print(f"[yellow]{failures} document(s) could not be classified[/yellow] (see their `error`)")
+
+
+@app.command("generate-sample")
+def generate_sample(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="directory to write the sample corpus to")],
+    per_class: Annotated[int | None, typer.Option(help="documents per class (default: params sample.per_class)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: params seed)")] = None,
+    layout: Annotated[str, typer.Option(help="'folders' (one per class) or 'labels_csv'")] = "folders",
+) -> None:
+    """Write a generated corpus of realistic sample documents (born-digital and scanned variants)."""
+    from pipelines.samples import generate_corpus
+
+    params = _params(ctx)
+    sample = params["sample"]
+    manifest = generate_corpus(
+        out,
+        per_class=per_class if per_class is not None else int(sample["per_class"]),
+        seed=seed if seed is not None else int(params["seed"]),
+        scanned_share=float(sample["scanned_share"]),
+        classes=params["classes"],
+        layout=layout,
+    )
+    err.print(f"wrote {len(manifest)} documents to {out}")
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Generate a sample corpus, train and evaluate, then classify held-back documents."""
+    from pipelines.samples import generate_corpus
+
+    from flows.settings import Settings
+
+    params = _params(ctx)
+    root = Settings().data_dir / "demo"
+    seed = int(params["seed"])
+    started = time.perf_counter()
+    train_dir, holdout_dir, model_dir = root / "train", root / "holdout", root / "model"
+    err.rule("1. sample corpus")
+    generate_corpus(
+        train_dir, per_class=int(params["sample"]["per_class"]), seed=seed,
+        scanned_share=float(params["sample"]["scanned_share"]), classes=params["classes"],
+    )
+    holdout = generate_corpus(
+        holdout_dir, per_class=2, seed=seed + 1000, scanned_share=0.5, classes=params["classes"],
+    )
+    err.print(f"training corpus in {train_dir}, {len(holdout)} held-back documents in {holdout_dir}")
+    err.rule("2. train (cross-validated candidates)")
+    ctx.invoke(train, ctx=ctx, dataset_dir=train_dir, model_out=model_dir, candidate=None, report_out=None)
+    err.rule("3. classify held-back documents")
+    from pipelines.models import load_model
+    from pipelines.predict import predict_documents
+
+    classifier, meta = load_model(model_dir)
+    config, limits, cache = _extraction(params)
+    from pipelines.dataset import load_labeled_documents
+
+    held = load_labeled_documents(holdout_dir, config, limits, cache=cache)
+    predictions = predict_documents(classifier, held.documents, float(params["predict"]["review_threshold"]))
+    table = Table(title=f"held-back documents, model {meta['candidate']}")
+    for column in ("document", "true", "predicted", "confidence", "review?", "pages"):
+        table.add_column(column)
+    correct = 0
+    for document, label, prediction in zip(held.documents, held.labels, predictions, strict=True):
+        correct += prediction["label"] == label
+        mark = "[green]" if prediction["label"] == label else "[red]"
+        table.add_row(
+            Path(document.name).name, label, f"{mark}{prediction['label']}", f"{prediction['confidence']:.2f}",
+            "yes" if prediction["needs_review"] else "", str(prediction["n_pages"]),
+        )
+    err.print(table)
+    err.print(
+        f"held-back accuracy {correct}/{len(predictions)}; cross-validated accuracy "
+        f"{meta['cross_validation']['accuracy']:.3f}; total {time.perf_counter() - started:.0f} s"
+    )
+    err.print(f"try: .venv/bin/docclass predict --model {model_dir} {holdout_dir}/*/*")
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    corpus: Annotated[Path, typer.Option(help="folder-per-class corpus")] = Path("../shared/corpus"),
+    out: Annotated[Path, typer.Option(help="results directory")] = Path("bench"),
+    draws: Annotated[int, typer.Option(help="seeded random draws per training size")] = 5,
+) -> None:
+    """Learning curve (5/10/15 documents per class) and extraction/prediction speed on a real corpus."""
+    from pipelines import bench as bench_module
+
+    params = _params(ctx)
+    if not corpus.is_dir():
+        err.print(f"[yellow]skipped:[/yellow] corpus {corpus} not found (set CORPUS=dir); nothing measured")
+        raise typer.Exit(0)
+    results = bench_module.run(corpus, out, params, draws=draws, log=err.print)
+    typer.echo(json.dumps(results["summary"], indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -52,9 +52,8 @@ def main(
 
 
 def _params(ctx: typer.Context) -> dict[str, Any]:
-    from pipelines.params import ParamsError, load_params
-
     from flows.settings import Settings
+    from pipelines.params import ParamsError, load_params
 
     path = ctx.obj.get("params_path") or Settings().params
     try:
@@ -78,10 +77,9 @@ def _progress(description: str, total: int) -> Iterator[Any]:
 
 
 def _extraction(params: dict[str, Any]) -> tuple[Any, Any, Any]:
+    from flows.settings import Settings
     from pipelines.extract import ExtractConfig, ExtractionCache
     from pipelines.ingest import Limits
-
-    from flows.settings import Settings
 
     return (
         ExtractConfig.from_params(params["extract"]),
@@ -133,7 +131,9 @@ def extract(
 @app.command()
 def train(
     ctx: typer.Context,
-    dataset_dir: Annotated[Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")],
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")
+    ],
     model_out: Annotated[Path, typer.Option("--model-out", help="directory to write the model to")],
     candidate: Annotated[
         list[str] | None, typer.Option("--candidate", "-c", help="candidates to try (default: params.yaml)")
@@ -210,7 +210,9 @@ def _print_candidates(summary: list[dict[str, Any]], selected: str) -> None:
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    dataset_dir: Annotated[Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")],
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="folder per class, documents + labels.csv, or extracted")
+    ],
     candidate: Annotated[
         str | None, typer.Option("--candidate", "-c", help="candidate to evaluate (default: fusion)")
     ] = None,
@@ -251,7 +253,9 @@ def evaluate(
     if out is not None:
         write_report(report, out)
         err.print(f"report written to {out}")
-    typer.echo(json.dumps({"candidate": name, **{k: v for k, v in report.metrics.items() if k != "per_class"}}))
+    typer.echo(
+        json.dumps({"candidate": name, **{k: v for k, v in report.metrics.items() if k != "per_class"}})
+    )
 
 
 def _print_report(metrics: dict[str, Any]) -> None:
@@ -263,14 +267,18 @@ def _print_report(metrics: dict[str, Any]) -> None:
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column)
     for label, row in metrics["per_class"].items():
-        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        table.add_row(
+            label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+        )
     err.print(table)
 
 
 @app.command()
 def predict(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="PDF, image or zip files (a zip gives one line per member)")],
+    files: Annotated[
+        list[Path], typer.Argument(help="PDF, image or zip files (a zip gives one line per member)")
+    ],
     model: Annotated[Path, typer.Option("--model", help="model directory written by `docclass train`")],
 ) -> None:
     """Classify files: one JSON object per line on stdout; unreadable files give a line with `error`."""
@@ -315,7 +323,9 @@ def predict(
 def generate_sample(
     ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="directory to write the sample corpus to")],
-    per_class: Annotated[int | None, typer.Option(help="documents per class (default: params sample.per_class)")] = None,
+    per_class: Annotated[
+        int | None, typer.Option(help="documents per class (default: params sample.per_class)")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (default: params seed)")] = None,
     layout: Annotated[str, typer.Option(help="'folders' (one per class) or 'labels_csv'")] = "folders",
 ) -> None:
@@ -338,9 +348,8 @@ def generate_sample(
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Generate a sample corpus, train and evaluate, then classify held-back documents."""
-    from pipelines.samples import generate_corpus
-
     from flows.settings import Settings
+    from pipelines.samples import generate_corpus
 
     params = _params(ctx)
     root = Settings().data_dir / "demo"
@@ -349,11 +358,18 @@ def demo(ctx: typer.Context) -> None:
     train_dir, holdout_dir, model_dir = root / "train", root / "holdout", root / "model"
     err.rule("1. sample corpus")
     generate_corpus(
-        train_dir, per_class=int(params["sample"]["per_class"]), seed=seed,
-        scanned_share=float(params["sample"]["scanned_share"]), classes=params["classes"],
+        train_dir,
+        per_class=int(params["sample"]["per_class"]),
+        seed=seed,
+        scanned_share=float(params["sample"]["scanned_share"]),
+        classes=params["classes"],
     )
     holdout = generate_corpus(
-        holdout_dir, per_class=2, seed=seed + 1000, scanned_share=0.5, classes=params["classes"],
+        holdout_dir,
+        per_class=2,
+        seed=seed + 1000,
+        scanned_share=0.5,
+        classes=params["classes"],
     )
     err.print(f"training corpus in {train_dir}, {len(holdout)} held-back documents in {holdout_dir}")
     err.rule("2. train (cross-validated candidates)")
@@ -376,8 +392,12 @@ def demo(ctx: typer.Context) -> None:
         correct += prediction["label"] == label
         mark = "[green]" if prediction["label"] == label else "[red]"
         table.add_row(
-            Path(document.name).name, label, f"{mark}{prediction['label']}", f"{prediction['confidence']:.2f}",
-            "yes" if prediction["needs_review"] else "", str(prediction["n_pages"]),
+            Path(document.name).name,
+            label,
+            f"{mark}{prediction['label']}",
+            f"{prediction['confidence']:.2f}",
+            "yes" if prediction["needs_review"] else "",
+            str(prediction["n_pages"]),
         )
     err.print(table)
     err.print(

@@ -23,7 +23,11 @@ from pipelines.models import make_candidate
 from pipelines.predict import predict_documents
 
 SIZES = (5, 10, 15)
-TARGETS = {"accuracy_at_15": 0.97, "text_pages_per_second_per_core": 200.0, "ocr_seconds_per_page_per_core": 1.5}
+TARGETS = {
+    "accuracy_at_15": 0.97,
+    "text_pages_per_second_per_core": 200.0,
+    "ocr_seconds_per_page_per_core": 1.5,
+}
 
 
 def _raw_documents(corpus: Path, limits: Limits) -> tuple[list[RawDocument], list[str], list[Rejected]]:
@@ -81,7 +85,9 @@ def measure_extraction(
     }
 
 
-def measure_parallel_ocr(raws: Sequence[RawDocument], config: ExtractConfig, limits: Limits) -> dict[str, Any]:
+def measure_parallel_ocr(
+    raws: Sequence[RawDocument], config: ExtractConfig, limits: Limits
+) -> dict[str, Any]:
     """OCR documents with one Tesseract per core, as a batch upload would."""
     workers = config.n_workers()
     started = time.perf_counter()
@@ -96,7 +102,9 @@ def measure_parallel_ocr(raws: Sequence[RawDocument], config: ExtractConfig, lim
     }
 
 
-def measure_prediction(model: Any, docs: Sequence[Document], threshold: float, repeats: int = 3) -> dict[str, Any]:
+def measure_prediction(
+    model: Any, docs: Sequence[Document], threshold: float, repeats: int = 3
+) -> dict[str, Any]:
     """Document + per-page prediction time for text-layer documents (best of a few runs)."""
     pages = sum(doc.n_pages for doc in docs)
     best = float("inf")
@@ -113,7 +121,9 @@ def summarise_curve(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[
     for row in rows:
         if row.get("status", "ok") != "ok":
             continue
-        summary.setdefault(row["candidate"], {}).setdefault(str(row["size"]), {"accuracy": [], "macro_f1": [], "fit_seconds": []})
+        summary.setdefault(row["candidate"], {}).setdefault(
+            str(row["size"]), {"accuracy": [], "macro_f1": [], "fit_seconds": []}
+        )
         cell = summary[row["candidate"]][str(row["size"])]
         for key in ("accuracy", "macro_f1", "fit_seconds"):
             cell[key].append(float(row[key]))
@@ -172,14 +182,18 @@ def run(
     extracted, speed = measure_extraction(raws, config, limits)
     docs = [d for d in extracted if isinstance(d, Document)]
     doc_labels = [label for d, label in zip(extracted, labels, strict=True) if isinstance(d, Document)]
-    ocr_raws = [raw for raw, d in zip(raws, extracted, strict=True)
-                if isinstance(d, Document) and "text" not in {p.source for p in d.pages}]
+    ocr_raws = [
+        raw
+        for raw, d in zip(raws, extracted, strict=True)
+        if isinstance(d, Document) and "text" not in {p.source for p in d.pages}
+    ]
     log(f"OCR with one Tesseract per core on {len(ocr_raws)} scanned documents ...")
     speed["parallel_ocr"] = measure_parallel_ocr(ocr_raws, config, limits)
 
     log(f"learning curve: sizes {SIZES}, {draws} draws, candidates {params['train']['candidates']} ...")
     factories = {
-        name: (lambda name=name: make_candidate(name, params["train"], seed)) for name in params["train"]["candidates"]
+        name: (lambda name=name: make_candidate(name, params["train"], seed))
+        for name in params["train"]["candidates"]
     }
     rows = learning_curve(factories, docs, doc_labels, sizes=SIZES, draws=draws, seed=seed)
     curve = summarise_curve(rows)

@@ -189,7 +189,9 @@ def load_extracted(out_dir: Path) -> LabeledDocuments:
         raw = RawDocument(name=entry["name"], data=b"", mime=entry["mime"], sha256=entry["sha256"])
         document = store.get(raw, index["cache_key"])
         if document is None:
-            raise DatasetError(f"{out_dir}: extracted entry for {entry['name']} ({entry['sha256'][:12]}) is missing")
+            raise DatasetError(
+                f"{out_dir}: extracted entry for {entry['name']} ({entry['sha256'][:12]}) is missing"
+            )
         result.documents.append(document)
         result.labels.append(entry["label"])
     result.rejected = [Rejected(r["name"], IngestError(r["reason"])) for r in index.get("rejected", [])]

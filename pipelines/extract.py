@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import struct
 import tempfile
 import unicodedata
 from collections import deque
@@ -173,7 +174,9 @@ def _is_blank(image: Image.Image) -> bool:
 
 def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str = "") -> Page:
     if _is_blank(image):
-        return Page(index=index, text=prefix, source="text" if prefix else "none", image=thumbnail(image, config))
+        return Page(
+            index=index, text=prefix, source="text" if prefix else "none", image=thumbnail(image, config)
+        )
     import pytesseract
 
     try:
@@ -210,7 +213,9 @@ def _pdf_pages(
     try:
         pdf = pymupdf.open(stream=raw.data, filetype="pdf")
     except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
-        raise CorruptDocumentError(f"{raw.name} is not a readable PDF (truncated or damaged): {error}") from error
+        raise CorruptDocumentError(
+            f"{raw.name} is not a readable PDF (truncated or damaged): {error}"
+        ) from error
     with pdf:
         if pdf.needs_pass:
             raise EncryptedDocumentError(
@@ -218,7 +223,9 @@ def _pdf_pages(
                 "(remove the password and upload again)"
             )
         if pdf.page_count == 0:
-            raise CorruptDocumentError(f"{raw.name} is a PDF with no readable pages: expected at least one page")
+            raise CorruptDocumentError(
+                f"{raw.name} is a PDF with no readable pages: expected at least one page"
+            )
         if pdf.page_count > limits.max_pages:
             raise TooManyPagesError(
                 f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages} pages per document"
@@ -264,6 +271,21 @@ def _mostly_scanned(page: Any, text: str) -> bool:
     return area > 0 and covered / area > 0.5
 
 
+# What Pillow's decoders raise on malformed files (fuzzing found each of them).
+_IMAGE_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    ZeroDivisionError,
+)
+
+
 def _image_pages(
     raw: RawDocument, config: ExtractConfig, limits: Limits, submit: Callable[..., Future[Page]]
 ) -> list[Page | Future[Page]]:
@@ -273,17 +295,17 @@ def _image_pages(
         raise ImageBombError(
             f"{raw.name}: image too large to decode safely: the limit is {limits.max_image_pixels:,} pixels"
         ) from error
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except _IMAGE_DECODE_ERRORS as error:
         raise CorruptDocumentError(f"{raw.name} is not a readable {raw.mime} image: {error}") from error
     pages: list[Page | Future[Page]] = []
     long_side = int(_LETTER_LONG_SIDE_INCHES * config.ocr_dpi)
     with opened:
-        n_frames = getattr(opened, "n_frames", 1)
-        if n_frames > limits.max_pages:
-            raise TooManyPagesError(
-                f"{raw.name} has {n_frames} pages: the limit is {limits.max_pages} pages per document"
-            )
         try:
+            n_frames = getattr(opened, "n_frames", 1)
+            if n_frames > limits.max_pages:
+                raise TooManyPagesError(
+                    f"{raw.name} has {n_frames} pages: the limit is {limits.max_pages} pages per document"
+                )
             for index, frame in enumerate(ImageSequence.Iterator(opened)):
                 width, height = frame.size
                 if width * height > limits.max_image_pixels:
@@ -296,7 +318,9 @@ def _image_pages(
                 if max(image.size) > long_side:
                     image.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
                 pages.append(submit(_ocr_page, index, image, config))
-        except (OSError, ValueError, SyntaxError, EOFError) as error:
+        except Image.DecompressionBombError as error:
+            raise ImageBombError(f"{raw.name}: image too large to decode safely: {error}") from error
+        except _IMAGE_DECODE_ERRORS as error:
             raise CorruptDocumentError(f"{raw.name} is a damaged {raw.mime} image: {error}") from error
     return pages
 
@@ -355,7 +379,9 @@ def extract_documents(
             on_done(raw, document)
 
     def n_pending() -> int:
-        return sum(1 for _, _, plan in pending for item in plan if isinstance(item, Future) and not item.done())
+        return sum(
+            1 for _, _, plan in pending for item in plan if isinstance(item, Future) and not item.done()
+        )
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
         for position, raw in enumerate(raws):

@@ -173,14 +173,15 @@ def sha256_of(data: bytes) -> str:
 def detect_type(data: bytes) -> str | None:
     """Return the accepted MIME type of ``data`` judged from its content, or None if it is not accepted."""
     head = data[:1024]
-    # PDF readers accept the header anywhere in the first KiB (some generators prepend junk).
-    if b"%PDF-" in head:
-        return PDF
     for signature, mime in _SIGNATURES:
         if head.startswith(signature):
             return mime
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return WEBP
+    # PDF readers accept the header anywhere in the first KiB (some generators prepend junk); checked
+    # last so that an archive storing a PDF uncompressed is still an archive.
+    if b"%PDF-" in head:
+        return PDF
     return None
 
 
@@ -328,7 +329,9 @@ def _read_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, display: str, limits: Limits, budget: _Budget
 ) -> bytes:
     if info.flag_bits & 0x1:
-        raise EncryptedDocumentError(f"{display} is password-protected: expected an unencrypted archive member")
+        raise EncryptedDocumentError(
+            f"{display} is password-protected: expected an unencrypted archive member"
+        )
     if info.compress_size and info.file_size / info.compress_size > limits.zip_max_ratio:
         raise ZipBombError(
             f"{display} compresses {info.file_size / info.compress_size:.0f}:1: the limit is "
@@ -340,7 +343,13 @@ def _read_member(
         with archive.open(info) as handle:
             content = handle.read(allowed + 1)
     except (
-        zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error,
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        zlib.error,
         lzma.LZMAError,
     ) as error:
         raise CorruptDocumentError(f"{display} cannot be decompressed: {error}") from error

@@ -26,7 +26,11 @@ class CandidateResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"candidate": self.name, "status": self.status, "seconds": round(self.seconds, 2)}
+        row: dict[str, Any] = {
+            "candidate": self.name,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+        }
         if self.reason:
             row["reason"] = self.reason
         if self.report is not None:

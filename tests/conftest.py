@@ -17,21 +17,27 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
-def docclass(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def docclass(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run the installed `docclass` console script as a user would."""
     executable = Path(sys.executable).with_name("docclass")
     result = subprocess.run(
         [str(executable), *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"docclass {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"docclass {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
     return result
 
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not (CORPUS / "manifest.csv").exists():
-        pytest.skip(f"corpus not found at {CORPUS} (set DOCCLASS_CORPUS); corpus tests need the real documents")
+        pytest.skip(
+            f"corpus not found at {CORPUS} (set DOCCLASS_CORPUS); corpus tests need the real documents"
+        )
     return CORPUS
 
 

@@ -28,7 +28,9 @@ def _mixed_dataset(root: Path) -> None:
     (root / "payslip" / "photo.png").write_bytes(image_bytes(scan.rotate(1, fillcolor=255), "PNG"))
     invoices = sorted((root / "invoice").iterdir())[:2]
     (root / "invoice" / "batch.zip").write_bytes(
-        zip_bytes({f"sub/{i}.pdf": p.read_bytes() for i, p in enumerate(invoices)} | {"sub/n.pdf": b"%PDF-1.4 junk"})
+        zip_bytes(
+            {f"sub/{i}.pdf": p.read_bytes() for i, p in enumerate(invoices)} | {"sub/n.pdf": b"%PDF-1.4 junk"}
+        )
     )
     for path in invoices:
         path.unlink()
@@ -48,7 +50,11 @@ def test_dvc_repro_offline(tmp_path: Path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _mixed_dataset(repo / "data" / "mixed")
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DOCCLASS_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "DOCCLASS_DATA_DIR": str(tmp_path / "data"),
+    }
     run = lambda *args: subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         assert run(*command).returncode == 0

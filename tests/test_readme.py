@@ -35,7 +35,9 @@ def test_command_line_examples_run(tmp_path):
     shutil.copy(ROOT / "README.md", work / "README.md")
     shutil.copy(ROOT / "params.yaml", work / "params.yaml")
     env = {**os.environ, "DOCCLASS_DATA_DIR": str(tmp_path / "data")}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     predictions = [line for line in lines if "label" in line]

@@ -22,8 +22,18 @@ def env(data_dir: Path) -> dict[str, str]:
 def model_dir(sample_corpus: Path, tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
     out = tmp_path_factory.mktemp("model") / "model"
     result = docclass(
-        "train", str(sample_corpus), "--model-out", str(out), "-c", "text", "-c", "visual", "-c", "fusion",
-        cwd=ROOT, env=env,
+        "train",
+        str(sample_corpus),
+        "--model-out",
+        str(out),
+        "-c",
+        "text",
+        "-c",
+        "visual",
+        "-c",
+        "fusion",
+        cwd=ROOT,
+        env=env,
     )
     assert "selected" in result.stderr
     return out
@@ -69,11 +79,15 @@ def test_predict_zip_gives_one_line_per_member(model_dir: Path, sample_corpus: P
 
     payslip = sorted((sample_corpus / "payslip").iterdir())[0]
     archive = tmp_path / "batch.zip"
-    archive.write_bytes(zip_bytes({"a/payslip" + payslip.suffix: payslip.read_bytes(), "../evil.pdf": text_pdf()}))
+    archive.write_bytes(
+        zip_bytes({"a/payslip" + payslip.suffix: payslip.read_bytes(), "../evil.pdf": text_pdf()})
+    )
     result = docclass("predict", "--model", str(model_dir), str(archive), cwd=ROOT, env=env)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 2
-    assert lines[0]["label"] == "payslip" and lines[0]["file"].endswith("batch.zip/a/payslip" + payslip.suffix)
+    assert lines[0]["label"] == "payslip" and lines[0]["file"].endswith(
+        "batch.zip/a/payslip" + payslip.suffix
+    )
     assert "unsafe path" in lines[1]["error"]
 
 
@@ -92,18 +106,31 @@ def test_evaluate_writes_report(sample_corpus: Path, tmp_path: Path, env):
 def test_train_labels_csv_layout(tmp_path: Path, env):
     from pipelines.samples import generate_corpus
 
-    generate_corpus(tmp_path / "ds", per_class=3, seed=3, scanned_share=0.0, classes=("invoice", "payslip"), layout="labels_csv")
+    generate_corpus(
+        tmp_path / "ds",
+        per_class=3,
+        seed=3,
+        scanned_share=0.0,
+        classes=("invoice", "payslip"),
+        layout="labels_csv",
+    )
     out = tmp_path / "model"
     docclass("train", str(tmp_path / "ds"), "--model-out", str(out), "-c", "text", cwd=ROOT, env=env)
     assert (out / "meta.json").exists()
 
 
 def test_clear_errors(tmp_path: Path, env):
-    result = docclass("train", str(tmp_path / "nope"), "--model-out", str(tmp_path / "m"), cwd=ROOT, env=env, check=False)
+    result = docclass(
+        "train", str(tmp_path / "nope"), "--model-out", str(tmp_path / "m"), cwd=ROOT, env=env, check=False
+    )
     assert result.returncode == 2 and "is not a directory" in result.stderr
     (tmp_path / "one" / "a").mkdir(parents=True)
     (tmp_path / "one" / "a" / "x.pdf").write_bytes(text_pdf())
-    result = docclass("train", str(tmp_path / "one"), "--model-out", str(tmp_path / "m"), cwd=ROOT, env=env, check=False)
+    result = docclass(
+        "train", str(tmp_path / "one"), "--model-out", str(tmp_path / "m"), cwd=ROOT, env=env, check=False
+    )
     assert result.returncode == 2 and "at least 2 classes" in result.stderr
-    result = docclass("predict", "--model", str(tmp_path / "none"), str(tmp_path / "x"), cwd=ROOT, env=env, check=False)
+    result = docclass(
+        "predict", "--model", str(tmp_path / "none"), str(tmp_path / "x"), cwd=ROOT, env=env, check=False
+    )
     assert result.returncode == 2 and "error" in result.stderr

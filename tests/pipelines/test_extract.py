@@ -26,7 +26,9 @@ def raw(data: bytes, name: str = "doc") -> RawDocument:
     return RawDocument(name=name, data=data, mime=check_bytes(data, name, Limits()), sha256=sha256_of(data))
 
 
-def extract_one(data: bytes, config: ExtractConfig = CONFIG, limits: Limits = Limits()) -> Document | Rejected:
+def extract_one(
+    data: bytes, config: ExtractConfig = CONFIG, limits: Limits = Limits()
+) -> Document | Rejected:
     (result,) = extract_documents([raw(data)], config, limits)
     return result
 
@@ -34,7 +36,9 @@ def extract_one(data: bytes, config: ExtractConfig = CONFIG, limits: Limits = Li
 def test_usable_text():
     assert usable_text("Invoice number 12345 total due", 20)
     assert not usable_text("   \n  12 ", 20)
-    assert not usable_text("\x00\x01\x02\x03 abcdefghijklmnopqrstuvwxyz \x05\x06\x07\x08\x0b\x0c\x0e\x0f" * 3, 20)
+    assert not usable_text(
+        "\x00\x01\x02\x03 abcdefghijklmnopqrstuvwxyz \x05\x06\x07\x08\x0b\x0c\x0e\x0f" * 3, 20
+    )
 
 
 def test_text_layer_pages_skip_ocr(monkeypatch):
@@ -114,7 +118,9 @@ def test_too_many_pages():
 
 
 def test_image_bomb_rejected():
-    result = extract_one(image_bytes(Image.new("L", (4000, 4000), 255), "PNG"), limits=Limits(max_image_pixels=10**6))
+    result = extract_one(
+        image_bytes(Image.new("L", (4000, 4000), 255), "PNG"), limits=Limits(max_image_pixels=10**6)
+    )
     assert isinstance(result.error, ImageBombError) and "16,000,000 pixels" in result.reason
 
 

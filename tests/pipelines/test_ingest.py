@@ -46,7 +46,9 @@ def test_detect_type_from_content_not_extension(small_image):
 
 
 def test_unsupported_type_names_what_was_found():
-    with pytest.raises(UnsupportedTypeError, match=r"'application/x-msdownload' for report.exe: expected PDF, PNG"):
+    with pytest.raises(
+        UnsupportedTypeError, match=r"'application/x-msdownload' for report.exe: expected PDF, PNG"
+    ):
         check_bytes(b"MZ\x90\x00" + b"\x00" * 100, "report.exe", Limits())
     with pytest.raises(UnsupportedTypeError, match=r"'text/plain' for notes.pdf"):
         check_bytes(b"just some text", "notes.pdf", Limits())
@@ -90,7 +92,11 @@ def test_zip_members_are_documents_with_nested_folders_and_mixed_types(small_ima
     items = list(expand(archive, "upload.zip", Limits()))
     documents = {item.name: item for item in items if isinstance(item, RawDocument)}
     rejected = {item.name: item for item in items if isinstance(item, Rejected)}
-    assert set(documents) == {"upload.zip/invoices/a.pdf", "upload.zip/scans/2024/b.jpg", "upload.zip/nested.zip/deep/inner.png"}
+    assert set(documents) == {
+        "upload.zip/invoices/a.pdf",
+        "upload.zip/scans/2024/b.jpg",
+        "upload.zip/nested.zip/deep/inner.png",
+    }
     assert documents["upload.zip/scans/2024/b.jpg"].mime == JPEG
     assert isinstance(rejected["upload.zip/readme.txt"].error, UnsupportedTypeError)
     assert isinstance(rejected["upload.zip/../escape.pdf"].error, UnsafeArchivePathError)

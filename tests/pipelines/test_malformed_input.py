@@ -26,7 +26,14 @@ def _valid_samples() -> list[bytes]:
 
 
 SAMPLES = _valid_samples()
-PREFIXES = [b"%PDF-1.7\n", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00", b"PK\x03\x04", b"RIFF\x00\x00\x00\x00WEBP"]
+PREFIXES = [
+    b"%PDF-1.7\n",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"II*\x00",
+    b"PK\x03\x04",
+    b"RIFF\x00\x00\x00\x00WEBP",
+]
 
 
 def _ingest_everything(data: bytes) -> None:

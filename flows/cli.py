@@ -21,6 +21,8 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from labeling.cli import import_documents, labeling_app
+
 app = typer.Typer(
     name="docclass",
     help="Custom document classification: ingest PDFs, images and zips, train, evaluate and predict.",
@@ -195,7 +197,7 @@ def _print_candidates(summary: list[dict[str, Any]], selected: str) -> None:
     for column in ("candidate", "accuracy", "macro-F1", "ECE", "seconds", "note"):
         table.add_column(column)
     for row in summary:
-        note = "selected" if row["candidate"] == selected else row.get("reason", "")
+        note = "selected" if row["candidate"] == selected else ("skipped (reason logged above)" if row.get("reason") else "")
         table.add_row(
             row["candidate"],
             f"{row['accuracy']:.3f}" if "accuracy" in row else "-",
@@ -424,6 +426,9 @@ def bench(
     results = bench_module.run(corpus, out, params, draws=draws, log=err.print)
     typer.echo(json.dumps(results["summary"], indent=2))
 
+
+app.add_typer(labeling_app, name="labeling", help="Label Studio: project, label pull, pre-annotations, webhook.")
+app.command("import")(import_documents)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

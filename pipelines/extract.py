@@ -14,11 +14,11 @@ import os
 import re
 import struct
 import tempfile
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,9 @@ class ExtractConfig:
             return max(1, os.cpu_count() or 1)
 
 
-_JUNK_CATEGORIES = frozenset({"Cc", "Co", "Cs", "Cn"})  # control, private use, surrogate, unassigned
+# Control characters (bar whitespace), replacement character, private use area: a broken font encoding.
+_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd\ue000-\uf8ff]")
+_SPACE = re.compile(r"\s")
 _ALNUM = re.compile(r"[0-9A-Za-z\u00C0-\u024F]")
 
 
@@ -93,15 +95,13 @@ class OcrFailedError(IngestError):
 def usable_text(text: str, min_chars: int) -> bool:
     """Whether a text layer is worth using instead of OCR.
 
-    Text drawn as outlines has no characters; broken font encodings give replacement or private-use
-    characters. Both fall back to OCR.
+    Text drawn as outlines has no characters; broken font encodings give control, replacement or
+    private-use characters. Both fall back to OCR.
     """
-    alnum = len(_ALNUM.findall(text))
-    if alnum < min_chars:
+    if sum(1 for _ in islice(_ALNUM.finditer(text), min_chars)) < min_chars:
         return False
-    visible = [char for char in text if not char.isspace()]
-    junk = sum(1 for char in visible if unicodedata.category(char) in _JUNK_CATEGORIES or char == "\ufffd")
-    return junk / max(1, len(visible)) < 0.1
+    visible = len(text) - len(_SPACE.findall(text))
+    return len(_JUNK.findall(text)) / max(1, visible) < 0.1
 
 
 class ExtractionCache:
@@ -244,17 +244,19 @@ def _pdf_page(
 ) -> Page | Future[Page]:
     import pymupdf
 
-    text = page.get_text()
+    # One display list serves both the text and the thumbnail: the page's content stream is parsed once.
+    display = page.get_displaylist()
+    text = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)).extractText()
     rect = page.rect
     if usable_text(text, config.min_text_chars) and not _mostly_scanned(page, text):
         matrix = pymupdf.Matrix(config.thumb_width / rect.width, config.thumb_height / rect.height)
-        pix = page.get_pixmap(matrix=matrix, colorspace=pymupdf.csGRAY, alpha=False)
+        pix = display.get_pixmap(matrix=matrix, colorspace=pymupdf.csGRAY, alpha=False)
         image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width)
         if image.shape != (config.thumb_height, config.thumb_width):
             image = thumbnail(Image.fromarray(image), config)
         return Page(index=index, text=text[: config.max_text_chars], source="text", image=image.copy())
     zoom = _ocr_zoom(rect.width, rect.height, config, limits.max_image_pixels)
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+    pix = display.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
     image = Image.frombytes("L", (pix.width, pix.height), pix.samples)
     prefix = text.strip() if usable_text(text, config.min_text_chars) else ""
     return submit(_ocr_page, index, image, config, prefix)

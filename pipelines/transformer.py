@@ -162,7 +162,7 @@ class TransformerClassifier(CalibratedClassifier):
 
     def __init__(
         self,
-        base: str = "models/base-transformer",
+        base: str = ".data/models/base-transformer",
         max_length: int = 256,
         epochs: int = 4,
         batch_size: int = 8,

@@ -1,0 +1,213 @@
+"""Import documents into Label Studio: ingest, render page images into the local-files root, one task each."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from pipelines.ingest import (
+    JPEG,
+    PDF,
+    PNG,
+    TIFF,
+    WEBP,
+    CorruptDocumentError,
+    EncryptedDocumentError,
+    ImageBombError,
+    IngestError,
+    Limits,
+    RawDocument,
+    Rejected,
+    TooManyPagesError,
+    ingest_paths,
+)
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg", TIFF: ".tif", WEBP: ".webp"}
+STORAGE_TITLE = "docclass page images"
+IMPORT_BATCH = 100
+
+
+@dataclass
+class ImportReport:
+    """What `docclass import` did."""
+
+    imported: list[tuple[str, str]] = field(default_factory=list)  # (name, sha256)
+    already_in_project: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)  # name -> name of the identical kept document
+    rejected: list[Rejected] = field(default_factory=list)
+    task_ids: list[int] = field(default_factory=list)
+
+
+def original_path(originals_dir: Path, sha256: str, mime: str) -> Path:
+    """Where the original bytes of a document are kept (the snapshot copies them from here)."""
+    return originals_dir / f"{sha256}{EXTENSIONS[mime]}"
+
+
+def render_pages(raw: RawDocument, dpi: int, limits: Limits) -> list[Image.Image]:
+    """Page images of a document: PDF pages rendered at ``dpi``, image frames scaled to that page size.
+
+    Raises:
+        IngestError: encrypted, corrupt, too many pages, or a page with too many pixels.
+    """
+    if raw.mime == PDF:
+        return _pdf_pages(raw, dpi, limits)
+    try:
+        image = Image.open(io.BytesIO(raw.data))
+        if image.width * image.height > limits.max_image_pixels:
+            raise ImageBombError(
+                f"{raw.name} is {image.width}x{image.height} pixels: the limit is {limits.max_image_pixels}"
+            )
+        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise CorruptDocumentError(f"{raw.name} is not a readable image: {error}") from error
+    if len(frames) > limits.max_pages:
+        raise TooManyPagesError(f"{raw.name} has {len(frames)} pages: the limit is {limits.max_pages}")
+    longest = int(11.7 * dpi)  # an A4 page's long side at `dpi`: scans come at 200-600 dpi
+    pages = []
+    for frame in frames:
+        page = frame.convert("RGB") if frame.mode not in ("RGB", "L") else frame
+        page.thumbnail((longest, longest))
+        pages.append(page)
+    return pages
+
+
+def _pdf_pages(raw: RawDocument, dpi: int, limits: Limits) -> list[Image.Image]:
+    import pymupdf
+
+    try:
+        pdf = pymupdf.open(stream=raw.data, filetype="pdf")
+    except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
+        raise CorruptDocumentError(f"{raw.name} is not a readable PDF: {error}") from error
+    with pdf:
+        if pdf.needs_pass:
+            raise EncryptedDocumentError(f"{raw.name} is password-protected: expected an unencrypted PDF")
+        if pdf.page_count == 0:
+            raise CorruptDocumentError(f"{raw.name} has no pages: expected a PDF with at least one page")
+        if pdf.page_count > limits.max_pages:
+            raise TooManyPagesError(f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages}")
+        pages = []
+        try:
+            for page in pdf:
+                pix = page.get_pixmap(dpi=dpi, alpha=False)
+                pages.append(Image.frombytes("RGB", (pix.width, pix.height), pix.samples))
+        except (RuntimeError, ValueError) as error:
+            raise CorruptDocumentError(f"{raw.name} cannot be rendered: {error}") from error
+    return pages
+
+
+def page_url(image: Path, files_root: Path) -> str:
+    """Label Studio URL serving ``image`` through a local-files storage (path under the document root)."""
+    relative = image.resolve().relative_to(files_root.resolve().parent).as_posix()
+    return f"/data/local-files/?d={quote(relative)}"
+
+
+def write_pages(raw: RawDocument, files_root: Path, dpi: int, limits: Limits) -> list[str]:
+    """Render a document's pages as PNG under ``files_root/<sha256>/`` (once) and return their URLs."""
+    folder = files_root / raw.sha256
+    done = folder / ".complete"
+    if not done.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, image in enumerate(render_pages(raw, dpi, limits), start=1):
+            image.save(folder / f"page-{number:04d}.png", optimize=False)
+        done.touch()
+    return [page_url(path, files_root) for path in sorted(folder.glob("page-*.png"))]
+
+
+def existing_sha256(client: LabelStudio, project_id: int) -> set[str]:
+    """sha256 of every document already in the project."""
+    found: set[str] = set()
+    for task in client.tasks.list(project=project_id, fields="task_only", page_size=500):
+        sha = (task.data or {}).get("sha256")
+        if sha:
+            found.add(str(sha))
+    return found
+
+
+def ensure_local_storage(client: LabelStudio, project_id: int, files_root: Path) -> int:
+    """The project's local-files import storage for ``files_root``, created when missing."""
+    path = str(files_root.resolve())
+    for storage in client.import_storage.local.list(project=project_id):
+        if storage.path and str(Path(storage.path).resolve()) == path:
+            return storage.id
+    storage = client.import_storage.local.create(
+        project=project_id, path=path, title=STORAGE_TITLE, use_blob_urls=False, regex_filter=r"^$"
+    )
+    logger.info("created local-files storage %s for %s", storage.id, path)
+    return storage.id
+
+
+def import_documents(
+    client: LabelStudio,
+    project_id: int,
+    paths: Iterable[Path],
+    files_root: Path,
+    originals_dir: Path,
+    limits: Limits,
+    dpi: int,
+    on_document: Callable[[str], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import files, folders and zip archives as one task per document, never twice.
+
+    Args:
+        client: SDK client.
+        project_id: target project.
+        paths: files, folders and zips.
+        files_root: local-files root (a strict subdirectory of Label Studio's document root).
+        originals_dir: where original bytes are kept for the dataset snapshot.
+        limits: ingestion limits.
+        dpi: page image resolution.
+        on_document: called with each document's name when it is done (progress).
+        on_total: called once with the number of documents to process.
+
+    Returns:
+        The report: imported, already in the project, duplicates within the batch, rejected with reasons.
+    """
+    ingested = ingest_paths(paths, limits)
+    report = ImportReport(duplicates=dict(ingested.duplicates), rejected=list(ingested.rejected))
+    files_root.mkdir(parents=True, exist_ok=True)
+    originals_dir.mkdir(parents=True, exist_ok=True)
+    ensure_local_storage(client, project_id, files_root)
+    known = existing_sha256(client, project_id)
+    if on_total is not None:
+        on_total(len(ingested.documents))
+    tasks: list[dict[str, Any]] = []
+    names: list[tuple[str, str]] = []
+    for raw in ingested.documents:
+        try:
+            if raw.sha256 in known:
+                report.already_in_project.append(raw.name)
+                continue
+            try:
+                pages = write_pages(raw, files_root, dpi, limits)
+            except IngestError as error:
+                report.rejected.append(Rejected(raw.name, error))
+                continue
+            keep = original_path(originals_dir, raw.sha256, raw.mime)
+            if not keep.exists():
+                keep.write_bytes(raw.data)
+            tasks.append({"pages": pages, "sha256": raw.sha256, "name": Path(raw.name).name})
+            names.append((raw.name, raw.sha256))
+            known.add(raw.sha256)
+        finally:
+            if on_document is not None:
+                on_document(raw.name)
+    for start in range(0, len(tasks), IMPORT_BATCH):
+        response = client.projects.import_tasks(
+            id=project_id, request=tasks[start : start + IMPORT_BATCH], return_task_ids=True
+        )
+        report.task_ids.extend(response.task_ids or [])
+    report.imported = names
+    return report

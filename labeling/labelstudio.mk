@@ -1,0 +1,90 @@
+# Label Studio server in its own venv, headless on loopback. Included by the Makefile; also usable alone:
+#   make -f labeling/labelstudio.mk labelstudio-up LS_PORT=8089 LS_DATA=/tmp/ls LS_ENV_FILE=/tmp/ls/.env
+# Recipe and pitfalls: ../shared/STACK.md ("Label Studio server"). The API token is never printed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+LS_VERSION := 1.23.2
+LS_VENV := .venv-labelstudio
+LS_PYTHON ?= python3
+LS_HOST := 127.0.0.1
+LS_PORT ?= 8080
+LS_DATA ?= .data/labelstudio
+LS_ENV_FILE ?= .env
+LS_EMAIL ?= admin@example.com
+LS_TIMEOUT ?= 90
+LS_CONSTRAINTS := labeling/requirements-labelstudio.txt
+LS_STAMP := $(LS_VENV)/.installed-$(LS_VERSION)
+LS_PID = $(LS_DATA)/server.pid
+LS_LOG = $(LS_DATA)/server.log
+
+.PHONY: labelstudio-install labelstudio-env labelstudio-up labelstudio-down
+
+labelstudio-install: $(LS_STAMP)  ## Label Studio in its own venv (.venv-labelstudio), pinned
+
+$(LS_STAMP): $(LS_CONSTRAINTS)
+	@test -x $(LS_VENV)/bin/python || $(LS_PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --disable-pip-version-check label-studio==$(LS_VERSION) -c $(LS_CONSTRAINTS) 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $(LS_STAMP)
+
+# Appends the missing DOCCLASS_* entries (URL, admin e-mail, random password, token, webhook secret).
+labelstudio-env:
+	@touch $(LS_ENV_FILE) && chmod 600 $(LS_ENV_FILE)
+	@add() { grep -q "^$$1=" $(LS_ENV_FILE) || echo "$$1=$$2" >> $(LS_ENV_FILE); }; \
+	random() { $(LS_PYTHON) -c "import secrets; print(secrets.token_hex($$1))"; }; \
+	add DOCCLASS_LABEL_STUDIO_URL "http://$(LS_HOST):$(LS_PORT)"; \
+	add DOCCLASS_LABEL_STUDIO_EMAIL "$(LS_EMAIL)"; \
+	add DOCCLASS_LABEL_STUDIO_PASSWORD "$$(random 16)"; \
+	add DOCCLASS_LABEL_STUDIO_TOKEN "$$(random 20)"; \
+	add DOCCLASS_LOCAL_FILES_ROOT "$(LS_DATA)/files"; \
+	add DOCCLASS_WEBHOOK_SECRET "$$(random 16)"
+
+labelstudio-up: labelstudio-install labelstudio-env  ## start Label Studio on 127.0.0.1:$(LS_PORT), wait for health
+	@mkdir -p $(LS_DATA)/server $(LS_DATA)/files
+	@url="http://$(LS_HOST):$(LS_PORT)"; \
+	if [ -f $(LS_PID) ] && kill -0 "$$(cat $(LS_PID))" 2>/dev/null; then \
+	  if curl -fsS -m 5 "$$url/health" >/dev/null 2>&1; then echo "Label Studio already running at $$url"; exit 0; fi; \
+	  echo "error: Label Studio (pid $$(cat $(LS_PID))) runs but $$url/health does not answer; make labelstudio-down first" >&2; exit 1; \
+	fi; \
+	if (exec 3<>/dev/tcp/$(LS_HOST)/$(LS_PORT)) 2>/dev/null; then \
+	  echo "error: port $(LS_PORT) on $(LS_HOST) is in use: expected it free for Label Studio (set LS_PORT)" >&2; exit 1; \
+	fi; \
+	value() { grep -m1 "^$$1=" $(LS_ENV_FILE) | cut -d= -f2-; }; \
+	data="$$(realpath $(LS_DATA))"; \
+	env -u HOST -u PORT -u USERNAME -u PASSWORD -u DEBUG \
+	  LABEL_STUDIO_BASE_DATA_DIR="$$data/server" \
+	  LABEL_STUDIO_USERNAME="$$(value DOCCLASS_LABEL_STUDIO_EMAIL)" \
+	  LABEL_STUDIO_PASSWORD="$$(value DOCCLASS_LABEL_STUDIO_PASSWORD)" \
+	  LABEL_STUDIO_USER_TOKEN="$$(value DOCCLASS_LABEL_STUDIO_TOKEN)" \
+	  LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
+	  LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+	  LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \
+	  LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="$$data" \
+	  LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false SENTRY_DSN= FRONTEND_SENTRY_DSN= \
+	  USE_DEFAULT_BANNED_SUBNETS=false \
+	  USER_ADDITIONAL_BANNED_SUBNETS=0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4 \
+	  setsid nohup $(LS_VENV)/bin/label-studio start --no-browser --internal-host $(LS_HOST) --port $(LS_PORT) \
+	  >>$(LS_LOG) 2>&1 </dev/null & \
+	echo $$! > $(LS_PID); \
+	echo "starting Label Studio $(LS_VERSION) at $$url (log $(LS_LOG))"; \
+	for _ in $$(seq 1 $(LS_TIMEOUT)); do \
+	  if curl -fsS -m 2 "$$url/health" >/dev/null 2>&1; then \
+	    echo "Label Studio is up at $$url (user $$(value DOCCLASS_LABEL_STUDIO_EMAIL); password and token in $(LS_ENV_FILE))"; exit 0; \
+	  fi; \
+	  kill -0 "$$(cat $(LS_PID))" 2>/dev/null || break; \
+	  sleep 1; \
+	done; \
+	echo "error: Label Studio did not answer $$url/health within $(LS_TIMEOUT) s; last lines of $(LS_LOG):" >&2; \
+	tail -n 30 $(LS_LOG) >&2; \
+	kill -TERM -- -"$$(cat $(LS_PID))" 2>/dev/null || true; rm -f $(LS_PID); exit 1
+
+labelstudio-down:  ## stop the Label Studio started by labelstudio-up
+	@if [ ! -f $(LS_PID) ]; then echo "Label Studio is not running (no $(LS_PID))"; exit 0; fi; \
+	pid="$$(cat $(LS_PID))"; \
+	if kill -0 "$$pid" 2>/dev/null; then \
+	  kill -TERM -- -"$$pid" 2>/dev/null || kill -TERM "$$pid"; \
+	  for _ in $$(seq 1 30); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.5; done; \
+	  if kill -0 "$$pid" 2>/dev/null; then kill -KILL -- -"$$pid" 2>/dev/null || kill -KILL "$$pid"; fi; \
+	  echo "Label Studio stopped (pid $$pid)"; \
+	else echo "Label Studio was not running (stale $(LS_PID))"; fi; \
+	rm -f $(LS_PID)

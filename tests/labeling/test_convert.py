@@ -1,0 +1,255 @@
+"""Pure converters and the config builder: no server."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from labeling.config import SAMPLING, LabelConfigError, build_label_config, config_classes
+from labeling.convert import (
+    CREATED,
+    DELETED,
+    UPDATED,
+    Watermark,
+    annotation_choice,
+    diff_labels,
+    labels_in_use,
+    normalise_time,
+    prediction_result,
+    resolve_tasks,
+    tasks_to_records,
+)
+from labeling.importer import page_url, render_pages
+from labeling.pull import COLUMNS, PullState, load_state, save_state, write_snapshot
+from pipelines.dataset import list_dataset
+from pipelines.ingest import PDF, TIFF, Limits, RawDocument, TooManyPagesError, sha256_of
+
+CLASSES = ["invoice", "payslip", "w9"]
+
+
+def annotation(
+    aid: int, label: str | list[str] | None, updated: str, *, cancelled: bool = False, user: int = 1
+):
+    labels = [label] if isinstance(label, str) else label
+    result = [] if labels is None else prediction_result(labels[0])
+    if labels is not None and len(labels) > 1:
+        result[0]["value"]["choices"] = labels
+    return {
+        "id": aid,
+        "result": result,
+        "was_cancelled": cancelled,
+        "completed_by": user,
+        "created_at": updated,
+        "updated_at": updated,
+    }
+
+
+def task(tid: int, *annotations: dict) -> dict:
+    return {
+        "id": tid,
+        "data": {"sha256": f"sha{tid}", "name": f"doc{tid}.pdf"},
+        "annotations": list(annotations),
+    }
+
+
+def test_config_has_single_choice_page_navigator_and_round_trips():
+    xml = build_label_config(["w9", "1040", 'a "quoted" & <odd> class'])
+    assert 'valueList="$pages"' in xml and 'choice="single"' in xml and 'required="true"' in xml
+    assert config_classes(xml) == ["w9", "1040", 'a "quoted" & <odd> class']
+    assert SAMPLING == "Uncertainty sampling"
+
+
+@pytest.mark.parametrize(
+    ("classes", "match"),
+    [([], "no classes"), (["a", "a"], r"duplicate classes \['a'\]"), (["a", " "], "empty class name")],
+)
+def test_config_rejects_bad_classes(classes, match):
+    with pytest.raises(LabelConfigError, match=match):
+        build_label_config(classes)
+
+
+def test_config_classes_needs_our_choices():
+    with pytest.raises(LabelConfigError, match="no <Choices"):
+        config_classes("<View><Text name='t' value='$text'/></View>")
+    with pytest.raises(LabelConfigError, match="not valid XML"):
+        config_classes("<View>")
+
+
+def test_annotation_choice_says_what_was_expected():
+    assert annotation_choice(annotation(1, "w9", "t"), CLASSES) == "w9"
+    with pytest.raises(ValueError, match=r"label 'cat' is not in the project config: expected one of"):
+        annotation_choice(annotation(1, "cat", "t"), CLASSES)
+    with pytest.raises(ValueError, match="2 classes chosen"):
+        annotation_choice(annotation(1, ["w9", "invoice"], "t"), CLASSES)
+    with pytest.raises(ValueError, match="no class chosen"):
+        annotation_choice({"id": 1, "result": [{"type": "textarea"}]}, CLASSES)
+
+
+def test_latest_valid_annotation_wins_and_skips_are_ignored():
+    tasks = [
+        task(
+            1, annotation(10, "w9", "2025-01-01T10:00:00Z"), annotation(11, "invoice", "2025-01-02T10:00:00Z")
+        ),
+        task(
+            2,
+            annotation(20, "payslip", "2025-01-01T10:00:00Z"),
+            annotation(21, None, "2025-01-03T00:00:00Z", cancelled=True),
+        ),
+        task(3, annotation(30, None, "2025-01-01T10:00:00Z", cancelled=True)),
+        task(4, annotation(40, "w9", "2025-01-01T10:00:00Z"), annotation(41, "cat", "2025-01-05T10:00:00Z")),
+        task(5),
+        # Same timestamp: the higher id wins (deterministic).
+        task(
+            6, annotation(61, "w9", "2025-01-01T10:00:00Z"), annotation(60, "invoice", "2025-01-01T10:00:00Z")
+        ),
+    ]
+    resolution = resolve_tasks(tasks, CLASSES, users={1: "ann@example.com"})
+    labels = {tid: r.label for tid, r in resolution.labels.items()}
+    assert labels == {1: "invoice", 2: "payslip", 4: "w9", 6: "w9"}
+    assert resolution.labels[1].annotation_id == 11 and resolution.labels[1].annotator == "ann@example.com"
+    assert [(r.task_id, r.annotation_id) for r in resolution.rejected] == [(4, 41)]
+    assert "'cat' is not in the project config" in resolution.rejected[0].reason
+    assert resolution.newest == Watermark("2025-01-05T10:00:00.000000Z", 41)
+    assert [r.task_id for r in tasks_to_records(tasks, CLASSES)] == [1, 2, 4, 6]
+
+
+def test_annotator_from_export_dict_or_unknown_id():
+    tasks = [
+        task(1, {**annotation(1, "w9", "2025-01-01T00:00:00Z"), "completed_by": {"id": 3, "email": "x@y.z"}}),
+        task(2, annotation(2, "w9", "2025-01-01T00:00:00Z", user=9)),
+    ]
+    records = tasks_to_records(tasks, CLASSES)
+    assert [r.annotator for r in records] == ["x@y.z", "user:9"]
+
+
+def test_normalise_time_sorts_chronologically():
+    assert normalise_time("2025-01-01T10:00:00Z") == "2025-01-01T10:00:00.000000Z"
+    assert normalise_time("2025-01-01T12:00:00.5+02:00") == "2025-01-01T10:00:00.500000Z"
+    assert normalise_time(None) == ""
+
+
+def test_diff_reports_created_relabelled_deleted_and_nothing_else():
+    first = [
+        task(1, annotation(10, "w9", "2025-01-01T00:00:00Z")),
+        task(2, annotation(20, "invoice", "2025-01-01T00:00:00Z")),
+        task(3, annotation(30, "payslip", "2025-01-01T00:00:00Z")),
+    ]
+    before = resolve_tasks(first, CLASSES)
+    changes = diff_labels({}, {}, before, Watermark())
+    assert [(c.kind, c.task_id) for c in changes] == [(CREATED, 1), (CREATED, 2), (CREATED, 3)]
+    ids = {k: sorted(v) for k, v in before.annotation_ids.items()}
+    # Nothing happened: no changes.
+    assert diff_labels(before.labels, ids, resolve_tasks(first, CLASSES), before.newest) == []
+    second = [
+        task(1, annotation(10, "invoice", "2025-02-01T00:00:00Z")),  # relabelled in place
+        task(2),  # annotation deleted
+        task(
+            3,
+            annotation(30, "payslip", "2025-01-01T00:00:00Z"),
+            annotation(31, None, "2025-02-02T00:00:00Z", cancelled=True),
+        ),
+        task(4, annotation(40, "cat", "2025-02-03T00:00:00Z")),  # invalid: no label
+    ]
+    after = resolve_tasks(second, CLASSES)
+    changes = diff_labels(before.labels, ids, after, before.newest)
+    assert [(c.kind, c.task_id) for c in changes] == [(UPDATED, 1), (DELETED, 2)]
+    assert changes[0].previous.label == "w9" and changes[0].record.label == "invoice"
+    assert changes[1].record is None and changes[1].previous.label == "invoice"
+
+
+def test_diff_sees_deleted_tasks_and_another_annotation_winning():
+    before = resolve_tasks(
+        [
+            task(1, annotation(10, "w9", "2025-01-01T00:00:00Z")),
+            task(2, annotation(20, "w9", "2025-01-01T00:00:00Z")),
+        ],
+        CLASSES,
+    )
+    ids = {k: sorted(v) for k, v in before.annotation_ids.items()}
+    after = resolve_tasks(
+        [task(1, annotation(10, "w9", "2025-01-01T00:00:00Z"), annotation(11, "w9", "2025-03-01T00:00:00Z"))],
+        CLASSES,
+    )
+    changes = diff_labels(before.labels, ids, after, before.newest)
+    assert [(c.kind, c.task_id) for c in changes] == [(UPDATED, 1), (DELETED, 2)]
+
+
+def test_labels_in_use_counts_every_non_skipped_choice():
+    tasks = [
+        task(1, annotation(1, "w9", "t")),
+        task(2, annotation(2, "w9", "t"), annotation(3, None, "t", cancelled=True)),
+        task(3, annotation(4, "cat", "t")),
+    ]
+    assert labels_in_use(tasks) == {"w9": [1, 2], "cat": [3]}
+
+
+def test_snapshot_is_a_dataset_train_reads(tmp_path: Path):
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    for tid in (1, 2):
+        (originals / f"sha{tid}.pdf").write_bytes(b"%PDF-1.4 fake")
+    labels = resolve_tasks(
+        [
+            task(1, annotation(10, "w9", "2025-01-01T00:00:00Z")),
+            task(2, annotation(20, "invoice", "2025-01-01T00:00:00Z")),
+            task(3, annotation(30, "w9", "2025-01-01T00:00:00Z")),
+        ],
+        CLASSES,
+    ).labels
+    out = tmp_path / "snapshot"
+    missing = write_snapshot(labels, originals, out)
+    assert missing == ["task 3 (doc3.pdf)"]
+    rows = list(csv.DictReader(io.StringIO((out / "labels.csv").read_text())))
+    assert list(rows[0]) == COLUMNS
+    assert [(r["file"], r["label"], r["task_id"], r["annotation_id"]) for r in rows] == [
+        ("documents/sha1.pdf", "w9", "1", "10"),
+        ("documents/sha2.pdf", "invoice", "2", "20"),
+    ]
+    assert sorted(f.label for f in list_dataset(out)) == ["invoice", "w9"]
+    # A deleted label removes its document from the next snapshot.
+    write_snapshot({1: labels[1]}, originals, out)
+    assert sorted(p.name for p in (out / "documents").iterdir()) == ["sha1.pdf"]
+    assert [f.label for f in list_dataset(out)] == ["w9"]
+
+
+def test_pull_state_round_trips(tmp_path: Path):
+    resolution = resolve_tasks([task(1, annotation(10, "w9", "2025-01-01T00:00:00Z"))], CLASSES)
+    state = PullState(7, resolution.newest, resolution.labels, {1: [10]})
+    save_state(state, tmp_path / "state.json")
+    assert load_state(tmp_path / "state.json") == state
+    assert load_state(tmp_path / "absent.json") == PullState()
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="unreadable"):
+        load_state(tmp_path / "bad.json")
+
+
+def _pdf(pages: int) -> bytes:
+    import pymupdf
+
+    doc = pymupdf.open()
+    for number in range(pages):
+        doc.new_page(width=595, height=842).insert_text((72, 72), f"page {number + 1}")
+    return doc.tobytes()
+
+
+def test_render_pages_of_pdf_and_multipage_tiff():
+    data = _pdf(2)
+    pages = render_pages(RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=Limits())
+    assert [p.size for p in pages] == [(414, 585)] * 2
+    buffer = io.BytesIO()
+    frames = [Image.new("L", (3000, 2000), 255), Image.new("L", (3000, 2000), 0)]
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
+    tiff = buffer.getvalue()
+    pages = render_pages(RawDocument("b.tif", tiff, TIFF, sha256_of(tiff)), dpi=50, limits=Limits())
+    assert len(pages) == 2 and max(pages[0].size) == 585
+    with pytest.raises(TooManyPagesError, match="has 2 pages: the limit is 1"):
+        render_pages(RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=Limits(max_pages=1))
+
+
+def test_page_url_is_relative_to_the_document_root(tmp_path: Path):
+    root = tmp_path / "files"
+    assert page_url(root / "ab" / "page 1.png", root) == "/data/local-files/?d=files/ab/page%201.png"

@@ -212,30 +212,34 @@ def _pdf_pages(
     pymupdf.TOOLS.mupdf_display_errors(False)
     try:
         pdf = pymupdf.open(stream=raw.data, filetype="pdf")
-    except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
+    except (pymupdf.FileDataError, RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
         raise CorruptDocumentError(
             f"{raw.name} is not a readable PDF (truncated or damaged): {error}"
         ) from error
     with pdf:
-        if pdf.needs_pass:
-            raise EncryptedDocumentError(
-                f"{raw.name} is a password-protected PDF: expected an unencrypted PDF "
-                "(remove the password and upload again)"
-            )
-        if pdf.page_count == 0:
-            raise CorruptDocumentError(
-                f"{raw.name} is a PDF with no readable pages: expected at least one page"
-            )
-        if pdf.page_count > limits.max_pages:
-            raise TooManyPagesError(
-                f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages} pages per document"
-            )
-        pages: list[Page | Future[Page]] = []
-        for index in range(pdf.page_count):
-            try:
-                pages.append(_pdf_page(pdf[index], index, config, limits, submit))
-            except (RuntimeError, ValueError) as error:
-                raise CorruptDocumentError(f"{raw.name}: page {index + 1} cannot be read: {error}") from error
+        try:
+            if pdf.needs_pass:
+                raise EncryptedDocumentError(
+                    f"{raw.name} is a password-protected PDF: expected an unencrypted PDF "
+                    "(remove the password and upload again)"
+                )
+            if pdf.page_count == 0:
+                raise CorruptDocumentError(
+                    f"{raw.name} is a PDF with no readable pages: expected at least one page"
+                )
+            if pdf.page_count > limits.max_pages:
+                raise TooManyPagesError(
+                    f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages} pages per document"
+                )
+            pages: list[Page | Future[Page]] = []
+            for index in range(pdf.page_count):
+                try:
+                    pages.append(_pdf_page(pdf[index], index, config, limits, submit))
+                # MuPDF's own errors (FzErrorFormat: "malformed page tree"...) do not derive from RuntimeError.
+                except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
+                    raise CorruptDocumentError(f"{raw.name}: page {index + 1} cannot be read: {error}") from error
+        except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
+            raise CorruptDocumentError(f"{raw.name} is a damaged PDF: {error}") from error
         return pages
 
 
@@ -263,10 +267,10 @@ def _pdf_page(
 
 
 def _mostly_scanned(page: Any, text: str) -> bool:
-    """A page with a short text layer (a stamp, a header) over a full-page scan still needs OCR."""
+    """A page whose only text is a stamp or a scanner's caption over a full-page scan still needs OCR."""
     import pymupdf
 
-    if len(text) > 400:
+    if len(text.strip()) > 150:  # a real text layer, even over a full-page image (labels, letterheads)
         return False
     area = abs(page.rect)
     covered = sum(abs(pymupdf.Rect(info["bbox"]) & page.rect) for info in page.get_image_info())

@@ -68,6 +68,8 @@ def test_dvc_repro_offline(tmp_path: Path):
     assert metrics["accuracy"] >= 0.8 and set(metrics["per_class"]) == {"invoice", "payslip", "w9"}
     shown = run(str(bin_dir / "dvc"), "metrics", "show", "--json")
     assert shown.returncode == 0 and "accuracy" in shown.stdout
+    plots = run(str(bin_dir / "dvc"), "plots", "show", "--json")
+    assert plots.returncode == 0 and "confusion.json" in plots.stdout and "confusion.png" in plots.stdout
     assert (repo / "dvc.lock").exists()
     # Nothing changed: a second repro runs no stage.
     again = run(str(bin_dir / "dvc"), "repro")

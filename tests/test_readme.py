@@ -45,3 +45,26 @@ def test_command_line_examples_run(tmp_path):
     assert predictions and all(line["label"] == "invoice" for line in predictions)
     assert [line["file"] for line in errors] == ["README.md"]
     assert "unsupported file type 'text/plain'" in errors[0]["error"]
+
+
+def test_every_documented_command_exists():
+    """Blocks that need running servers are exercised by their integration tests; here: no command drifts."""
+    commands = set()
+    for block in bash_blocks((ROOT / "README.md").read_text()):
+        for line in block.splitlines():
+            words = line.split("#")[0].split()
+            if words[:1] == [".venv/bin/docclass"]:
+                sub = [w for w in words[1:3] if not w.startswith("-") and "/" not in w and "." not in w]
+                commands.add(tuple(sub[:2]) if sub[:1] == ["labeling"] else tuple(sub[:1]))
+    assert ("train",) in commands and ("labeling", "pull") in commands
+    for command in sorted(commands):
+        result = subprocess.run(
+            [str(ROOT / ".venv/bin/docclass"), *command, "--help"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert result.returncode == 0, (command, result.stderr[-500:])
+    targets = set()
+    for block in bash_blocks((ROOT / "README.md").read_text()):
+        targets |= {line.split()[1] for line in block.splitlines() if line.startswith("make ")}
+    makefile = (ROOT / "Makefile").read_text() + (ROOT / "labeling" / "labelstudio.mk").read_text()
+    for target in targets:
+        assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), target

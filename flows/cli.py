@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.versions_cli import register as register_version_commands
 from labeling.cli import import_documents, labeling_app
 
 app = typer.Typer(
@@ -429,6 +430,7 @@ def bench(
 
 app.add_typer(labeling_app, name="labeling", help="Label Studio: project, label pull, pre-annotations, webhook.")
 app.command("import")(import_documents)
+register_version_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

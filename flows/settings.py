@@ -15,3 +15,13 @@ class Settings(LabelingSettings):
     """Runtime settings; every field can be set as ``DOCCLASS_<FIELD>`` in the environment or `.env`."""
 
     params: Path | None = None
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    registered_model: str = "docclass"
+    mlflow_experiment: str = "docclass"
+    # Any DVC remote URL (s3://, ssh://, a folder...); a relative folder is taken from the working directory.
+    dvc_remote: str = ".data/dvc-remote"
+
+    @property
+    def snapshot_store(self) -> Path:
+        """Local DVC repository (no git) that versions the dataset snapshots of training rounds."""
+        return self.data_dir / "versions" / "dvc-store"

@@ -179,6 +179,7 @@ def test_promote_and_rollback_by_hand_are_recorded(rounds: list[Any], world: Wor
     result = cli(world, "promote", "1.2", "--reason", "audit asked for it")
     assert result.exit_code == 0, result.output
     assert world.registry.champion_number() == 2
+    assert "already the champion" in cli(world, "promote", "1.2", "--reason", "again").output
     refused = cli(world, "promote", "1.4", "--reason", "try")
     assert refused.exit_code == 2 and "failed its gates" in refused.output
     result = cli(world, "rollback", "--reason", "back to the better one")

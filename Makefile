@@ -25,7 +25,7 @@ include labeling/labelstudio.mk
 include flows/mlflow.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up down help install system-deps test test-fast demo bench lint repro clean transformer-base
+.PHONY: bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ demo: install  ## generate a sample corpus, train, evaluate and classify held-ba
 
 bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to change)
 	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
+
+bench-split: install  ## split benchmark: bundles of held-out ../shared/corpus documents (CORPUS=dir to change)
+	$(BIN)/docclass bench-split --corpus $(CORPUS) --out bench
 
 repro: install  ## run the DVC pipeline (generate sample -> extract -> train -> evaluate)
 	$(BIN)/dvc repro

@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.split_cli import register as register_split
 from flows.versions_cli import register as register_version_commands
 from labeling.cli import import_documents, labeling_app
 
@@ -181,6 +182,11 @@ def train(
         "candidates": summary,
     }
     save_model(result.model, model_out, meta)
+    from pipelines.split import fit_splitter, save_splitter
+
+    with _progress("fitting the page splitter", 1) as advance:
+        save_splitter(fit_splitter(dataset.documents, dataset.labels, params["split"], int(params["seed"])), model_out)
+        advance()
     if report_out is not None:
         report_out.parent.mkdir(parents=True, exist_ok=True)
         report_out.write_text(json.dumps({"selected": result.candidate, "candidates": summary}, indent=2))
@@ -431,6 +437,7 @@ def bench(
 app.add_typer(labeling_app, name="labeling", help="Label Studio: project, label pull, pre-annotations, webhook.")
 app.command("import")(import_documents)
 register_version_commands(app)
+register_split(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

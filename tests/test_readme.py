@@ -65,6 +65,6 @@ def test_every_documented_command_exists():
     targets = set()
     for block in bash_blocks((ROOT / "README.md").read_text()):
         targets |= {line.split()[1] for line in block.splitlines() if line.startswith("make ")}
-    makefile = (ROOT / "Makefile").read_text() + (ROOT / "labeling" / "labelstudio.mk").read_text()
+    makefile = "".join(path.read_text() for path in [ROOT / "Makefile", *ROOT.glob("*/*.mk")])
     for target in targets:
         assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), target

@@ -1,0 +1,194 @@
+"""`make bench-serve`: throughput and latency of the running service at concurrency 1, 8 and 32, for a one-page
+born-digital PDF and for a scanned page, plus the service's memory.
+
+Self-contained: builds a temporary SQLite registry with a text model trained on generated documents, starts
+`bentoml serve` on a free loopback port, loads it with an async httpx client for a fixed time per setting, stops it.
+The client runs on the same machine and takes CPU from the server: figures are for the whole box.
+
+    python -m serving.bench --seconds 10 --workers 2 --out bench/serve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_registry(root: Path) -> tuple[str, Path, Path, Path]:
+    """A registry with one champion (text model on 6 generated documents per class); returns the tracking URI,
+    a params file, a one-page born-digital PDF and a one-page scan."""
+    import pymupdf
+    import yaml
+
+    from flows.registry import Registry
+    from pipelines.dataset import load_labeled_documents
+    from pipelines.extract import ExtractConfig
+    from pipelines.ingest import Limits
+    from pipelines.models import make_candidate, save_model
+    from pipelines.params import load_params
+    from pipelines.samples import generate_corpus
+
+    params = load_params()
+    params.setdefault("serve", {})
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    corpus = root / "corpus"
+    generate_corpus(corpus, per_class=6, seed=5, scanned_share=0.0)
+    scans = root / "scans"
+    generate_corpus(scans, per_class=2, seed=6, scanned_share=1.0)
+    data = load_labeled_documents(corpus, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"]))
+    model = make_candidate("text", params["train"], seed=int(params["seed"])).fit(data.documents, data.labels)
+    save_model(model, root / "model", {})
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    registry = Registry(uri, "docclass", "docclass")
+    run = registry.start_run("bench", {"kind": "bench"})
+    registry.log_artifacts(run, root / "model", "model")
+    registry.finish_run(run)
+    number = registry.register(run, {"label_count": len(data.labels)})
+    registry.mark_complete(number)
+    registry.move_champion(number, reason="bench", by="bench", automatic=False)
+
+    def one_page(folder: Path, suffixes: tuple[str, ...]) -> Path:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in suffixes:
+                if path.suffix.lower() != ".pdf" or len(pymupdf.open(path)) == 1:
+                    return path
+        raise RuntimeError(f"no one-page document in {folder}")
+
+    return uri, params_file, one_page(corpus, (".pdf",)), one_page(scans, (".png", ".jpg", ".jpeg"))
+
+
+def tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return round(sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20, 1)
+    except psutil.Error:
+        return float("nan")
+
+
+async def load(url: str, name: str, data: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def user() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                response = await client.post("/classify", files={"file": (name, data)})
+                latencies.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1) if latencies else float("nan")
+
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies), 1) if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="load time per setting")
+    parser.add_argument("--workers", type=int, default=2, help="service workers")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--out", type=Path, default=Path("bench/serve.json"))
+    args = parser.parse_args()
+    levels = [int(x) for x in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory(prefix="docclass-bench-serve-") as tmp:
+        root = Path(tmp)
+        uri, params_file, pdf, scan = build_registry(root)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DOCCLASS_MLFLOW_TRACKING_URI": uri,
+            "DOCCLASS_PARAMS": str(params_file),
+            "DOCCLASS_DATA_DIR": str(root / "data"),
+            "BENTOML_HOME": str(root / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "BENTOML_CONFIG_OPTIONS": f"services.docclass.workers={args.workers}",
+            "OMP_THREAD_LIMIT": "1",
+        }
+        env.pop("DOCCLASS_API_KEY", None)
+        log = (root / "server.log").open("w")
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", "serving.service:DocClassifier",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(120):
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None:
+                    raise SystemExit(f"bentoml serve exited: {(root / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+            results: dict[str, Any] = {"workers": args.workers, "seconds_per_setting": args.seconds,
+                                       "cpus": os.cpu_count(), "rss_idle_mb": tree_rss_mb(server.pid)}
+            for label, path in (("born_digital_pdf", pdf), ("scanned_page", scan)):
+                data = path.read_bytes()
+                asyncio.run(load(url, path.name, data, 2, 1.0))  # warm-up
+                rows = []
+                for level in levels:
+                    row = asyncio.run(load(url, path.name, data, level, args.seconds))
+                    row["rss_mb"] = tree_rss_mb(server.pid)
+                    rows.append(row)
+                    print(f"{label:17s} c={level:<3d} {row['rps']:7.1f} rps  p50 {row['p50_ms']:7.1f} ms  "
+                          f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  rss {row['rss_mb']} MB", flush=True)
+                results[label] = {"file": path.name, "bytes": len(data), "levels": rows}
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+            log.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

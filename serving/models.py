@@ -1,0 +1,206 @@
+"""The models a service worker holds: the champion, followed by polling the registry alias, and pinned versions in
+a small LRU cache.
+
+A swap is one reference assignment: a request takes the current :class:`LoadedModel` once and keeps it, so it
+finishes on the model it started with while the next request already gets the new champion. A new model is
+downloaded and loaded before the swap; a failed load keeps the old champion serving and is retried next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class RegistryLike(Protocol):
+    """What the store needs of :class:`flows.registry.Registry`."""
+
+    def champion_number(self) -> int | None: ...
+
+    def download_model(self, number: int, dst: Path) -> Path: ...
+
+
+class NoModelError(LookupError):
+    """No champion yet (version 1.0)."""
+
+
+class UnknownVersionError(LookupError):
+    """A pinned version that does not exist or cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded model and the registry version it came from."""
+
+    number: int
+    model: Any = field(repr=False)
+    meta: dict[str, Any] = field(repr=False)
+    loaded_at: float
+    splitter: Any = field(default=None, repr=False)  # the page splitter trained with the model, if any
+
+    @property
+    def version(self) -> str:
+        return f"1.{self.number}"
+
+
+def load_from_registry(registry: RegistryLike, number: int, workdir: Path) -> LoadedModel:
+    """Download version ``number`` into a fresh folder under ``workdir``, load it, remove the files."""
+    from pipelines.models import load_model
+    from pipelines.split import load_splitter
+
+    target = Path(tempfile.mkdtemp(prefix=f"v{number}-", dir=workdir))
+    try:
+        model_dir = registry.download_model(number, target)
+        model, meta = load_model(model_dir)
+        splitter = load_splitter(model_dir)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    return LoadedModel(number=number, model=model, meta=meta, loaded_at=time.time(), splitter=splitter)
+
+
+class ModelStore:
+    """Champion (hot-swapped) and pinned versions (LRU) of one worker.
+
+    Args:
+        registry: the MLflow registry (or anything with ``champion_number`` / ``download_model``).
+        cache_versions: pinned versions kept besides the champion.
+        workdir: scratch folder for downloads.
+        loader: ``loader(registry, number, workdir) -> LoadedModel`` (tests replace it).
+    """
+
+    def __init__(
+        self,
+        registry: RegistryLike,
+        cache_versions: int,
+        workdir: Path,
+        loader: Callable[[RegistryLike, int, Path], LoadedModel] = load_from_registry,
+    ) -> None:
+        self.registry = registry
+        self.cache_versions = cache_versions
+        self.workdir = workdir
+        self.loader = loader
+        self._champion: LoadedModel | None = None
+        self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()  # guards _pinned and _loading
+        self._loading: dict[int, threading.Lock] = {}
+        self._refresh_lock = threading.Lock()
+        self.last_poll: float | None = None
+        self.last_error: str | None = None
+        self.swaps = 0
+
+    # ------------------------------------------------------------------------------------------- champion
+
+    @property
+    def champion(self) -> LoadedModel | None:
+        """The current champion (one atomic read), or None before the first model."""
+        return self._champion
+
+    def require_champion(self) -> LoadedModel:
+        model = self._champion
+        if model is None:
+            raise NoModelError("no champion")
+        return model
+
+    def refresh(self) -> bool:
+        """Read the alias; load and swap in a new champion. Returns True when the champion changed.
+
+        Raises:
+            Exception: whatever the registry or the loader raise (the poller logs it and keeps the old model).
+        """
+        with self._refresh_lock:
+            number = self.registry.champion_number()
+            self.last_poll = time.time()
+            current = self._champion
+            if number is None:
+                if current is not None:
+                    logger.warning("champion alias removed: serving 1.0 (no model)")
+                    self._champion = None
+                    self.swaps += 1
+                    return True
+                return False
+            if current is not None and current.number == number:
+                return False
+            loaded = self._get_or_load(number)
+            self._champion = loaded  # the swap: requests holding the old one keep it
+            self.swaps += 1
+            logger.info(
+                "champion is now %s (was %s)", loaded.version, current.version if current else "1.0"
+            )
+            return True
+
+    # --------------------------------------------------------------------------------------------- pinned
+
+    def get(self, number: int) -> LoadedModel:
+        """Version ``number``: the champion when it is that one, else from the LRU cache, loaded on demand.
+
+        Raises:
+            UnknownVersionError: no such version, or it cannot be loaded.
+        """
+        champion = self._champion
+        if champion is not None and champion.number == number:
+            return champion
+        return self._get_or_load(number)
+
+    def _get_or_load(self, number: int) -> LoadedModel:
+        with self._lock:
+            if number in self._pinned:
+                self._pinned.move_to_end(number)
+                return self._pinned[number]
+            gate = self._loading.setdefault(number, threading.Lock())
+        with gate:  # one download per version even when many requests ask at once
+            with self._lock:
+                if number in self._pinned:
+                    return self._pinned[number]
+            try:
+                loaded = self.loader(self.registry, number, self.workdir)
+            except Exception as error:  # noqa: BLE001 - any registry / load failure means "cannot serve it"
+                raise UnknownVersionError(f"version 1.{number} cannot be loaded: {error}") from error
+            with self._lock:
+                self._pinned[number] = loaded
+                self._pinned.move_to_end(number)
+                while len(self._pinned) > self.cache_versions:
+                    evicted, _ = self._pinned.popitem(last=False)
+                    logger.info("evicted version 1.%s from the cache", evicted)
+                self._loading.pop(number, None)
+            return loaded
+
+    def cached_versions(self) -> list[str]:
+        with self._lock:
+            return [f"1.{n}" for n in self._pinned]
+
+
+class ChampionPoller:
+    """A daemon thread per worker that calls ``store.refresh()`` every ``interval`` seconds."""
+
+    def __init__(self, store: ModelStore, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.store.refresh()
+                self.store.last_error = None
+            except Exception as error:  # noqa: BLE001 - a registry outage must not kill the poller
+                self.store.last_error = f"{type(error).__name__}: {error}"
+                logger.warning("champion poll failed, still serving the current model: %s", self.store.last_error)

@@ -1,0 +1,182 @@
+"""Pure pieces of the classification service: its settings from params.yaml, the answer JSON, page segments,
+error bodies and messages. No BentoML, no registry, no I/O: every function here is tested alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+MB = 1024 * 1024
+
+# Keys of the ``serve:`` section of params.yaml; a missing key takes this default (documented in the report).
+SERVE_DEFAULTS: dict[str, Any] = {
+    "poll_seconds": 5.0,  # how often each worker reads the `champion` alias
+    "cache_versions": 3,  # pinned versions kept loaded per worker (LRU), besides the champion
+    "max_upload_mb": 20,  # one request body
+    "max_pages": 50,  # pages per upload, all documents together
+    "request_timeout_s": 60.0,  # a request still working after this answers 504
+    "max_batch_size": 64,  # documents per batched inference call
+    "max_latency_ms": 5.0,  # longest wait for more requests to join a batch
+    "min_labels": None,  # labels the first round needs; only used in the "no model yet" message
+}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Service settings: the ``serve:`` section of params.yaml plus ``predict.review_threshold``."""
+
+    poll_seconds: float = SERVE_DEFAULTS["poll_seconds"]
+    cache_versions: int = SERVE_DEFAULTS["cache_versions"]
+    max_upload_mb: float = SERVE_DEFAULTS["max_upload_mb"]
+    max_pages: int = SERVE_DEFAULTS["max_pages"]
+    request_timeout_s: float = SERVE_DEFAULTS["request_timeout_s"]
+    max_batch_size: int = SERVE_DEFAULTS["max_batch_size"]
+    max_latency_ms: float = SERVE_DEFAULTS["max_latency_ms"]
+    min_labels: int | None = SERVE_DEFAULTS["min_labels"]
+    review_threshold: float = 0.6
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ServeConfig:
+        """Build from a loaded params.yaml.
+
+        Raises:
+            ValueError: an unknown key in ``serve:`` or a value out of range.
+        """
+        serve = dict(params.get("serve") or {})
+        unknown = sorted(set(serve) - set(SERVE_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in params serve:: expected some of {sorted(SERVE_DEFAULTS)}")
+        values = {**SERVE_DEFAULTS, **serve}
+        config = cls(
+            poll_seconds=float(values["poll_seconds"]),
+            cache_versions=int(values["cache_versions"]),
+            max_upload_mb=float(values["max_upload_mb"]),
+            max_pages=int(values["max_pages"]),
+            request_timeout_s=float(values["request_timeout_s"]),
+            max_batch_size=int(values["max_batch_size"]),
+            max_latency_ms=float(values["max_latency_ms"]),
+            min_labels=None if values["min_labels"] is None else int(values["min_labels"]),
+            review_threshold=float(params.get("predict", {}).get("review_threshold", 0.6)),
+        )
+        for field in fields(config):
+            value = getattr(config, field.name)
+            if field.name not in ("min_labels", "review_threshold") and (value is None or value <= 0):
+                raise ValueError(f"params serve.{field.name} is {value}: expected a positive number")
+        return config
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MB)
+
+
+def no_model_message(label_count: int | None, min_labels: int | None) -> str:
+    """The 503 answer before version 1.1 exists, e.g. ``"no model yet: 7 of 20 labels"``."""
+    if label_count is None:
+        return "no model yet (version 1.0): label documents and run a training round (`docclass round`)"
+    if min_labels:
+        return f"no model yet: {label_count} of {min_labels} labels"
+    return f"no model yet: {label_count} labels so far; a training round must promote a first version"
+
+
+def thumbnail_data_uri(image: Any) -> str:
+    """A ``data:image/png;base64,...`` URI of a uint8 grayscale page thumbnail (numpy array)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def document_answer(
+    prediction: Mapping[str, Any],
+    name: str,
+    page_info: Sequence[Mapping[str, Any]],
+    review_threshold: float,
+    thumbnails: Sequence[str] | None = None,
+    segments: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One document of the answer: the prediction of ``pipelines.predict.predict_documents`` plus name, the text
+    source of each page, optional thumbnails and, with ``split=auto``, the segments.
+
+    ``needs_review`` is recomputed against ``review_threshold`` so the served threshold is the one in params.
+
+    Args:
+        prediction: one entry of ``predict_documents``.
+        name: the document's display name (upload name, or ``archive.zip/member``).
+        page_info: per page ``{"source": "text"|"ocr"|"none", "rotation": int}``, same order as the pages.
+        review_threshold: confidence under this sets ``needs_review``.
+        thumbnails: per page data URI, or None.
+        segments: the documents found in this one by ``pipelines.split`` (``split=auto``), or None.
+    """
+    pages = []
+    for k, page in enumerate(prediction["pages"]):
+        entry = {**page, **(page_info[k] if k < len(page_info) else {})}
+        if thumbnails is not None and k < len(thumbnails):
+            entry["thumbnail"] = thumbnails[k]
+        pages.append(entry)
+    answer = {
+        "name": name,
+        "sha256": prediction["sha256"],
+        "label": prediction["label"],
+        "confidence": prediction["confidence"],
+        "scores": prediction["scores"],
+        "needs_review": bool(prediction["confidence"] < review_threshold),
+        "n_pages": prediction["n_pages"],
+        "pages": pages,
+    }
+    if segments is not None:
+        answer["segments"] = [dict(segment) for segment in segments]
+    return answer
+
+
+def split_by_counts(items: Sequence[Any], counts: Sequence[int]) -> list[list[Any]]:
+    """Cut a flat batch result back into the requests it came from (``counts`` items each, in order).
+
+    Raises:
+        ValueError: the counts do not add up to the number of items.
+    """
+    if sum(counts) != len(items):
+        raise ValueError(f"batch of {len(items)} results cannot be split into {list(counts)} (sum {sum(counts)})")
+    out, start = [], 0
+    for count in counts:
+        out.append(list(items[start : start + count]))
+        start += count
+    return out
+
+
+def rejection_status(kinds: Sequence[str]) -> int:
+    """HTTP status when no document of an upload could be read: 413 for size, 415 for type, else 422."""
+    if kinds and all(kind in ("FileTooLargeError", "TooManyPagesError", "ZipBombError") for kind in kinds):
+        return 413
+    if kinds and all(kind == "UnsupportedTypeError" for kind in kinds):
+        return 415
+    return 422
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON of every 4xx / 5xx answer: ``{"error": message, ...}``."""
+    return {"error": message, **extra}
+
+
+def parse_bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def upload_name(path: Any) -> str:
+    """The client's file name BentoML kept as the suffix of its temporary upload file (``tmpXXXXXXXX<name>``).
+
+    Only used for display: the name never becomes a path. Falls back to ``"upload"``.
+    """
+    name = str(getattr(path, "name", path))
+    if name.startswith("tmp") and len(name) > 11:
+        name = name[11:]
+    cleaned = "".join(ch for ch in name if ch.isprintable() and ch not in "/\\")[:200]
+    return cleaned or "upload"

@@ -1,0 +1,366 @@
+"""The docclass classification service: ``bentoml serve serving.service:DocClassifier``.
+
+- ``POST /classify`` (multipart ``file``: PDF, image or zip; optional ``version`` "1.N"; optional ``thumbnails``)
+  answers one JSON entry per document with label, confidence, scores, needs_review, per-page results, the model
+  version and timings. Before any model (version 1.0) it answers 503.
+- ``GET /versions``: registered versions with their metrics, which one is champion, what this worker serves.
+- ``GET /ui``: the live page (drop a document, see class, confidence, page thumbnails and page classes).
+- BentoML's own ``/`` (Swagger UI), ``/docs.json``, ``/readyz``, ``/livez``, ``/metrics``.
+
+Every worker follows the registry alias ``champion`` with a polling thread and swaps models atomically (see
+:mod:`serving.models`); page inference of concurrent requests is batched (see :mod:`serving.batching`).
+Configuration: ``serve:`` in params.yaml (``DOCCLASS_PARAMS``), the registry from ``DOCCLASS_MLFLOW_TRACKING_URI``,
+an optional API key from ``DOCCLASS_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+from fastapi import FastAPI
+from pydantic import BeforeValidator, Field
+from starlette.responses import FileResponse, JSONResponse
+from starlette.staticfiles import StaticFiles
+
+from serving.postprocess import (
+    ServeConfig,
+    document_answer,
+    error_body,
+    no_model_message,
+    parse_bearer,
+    rejection_status,
+    thumbnail_data_uri,
+    upload_name,
+)
+
+with bentoml.importing():
+    from flows.registry import Registry, RegistryError, format_version, parse_version
+    from flows.settings import Settings
+    from pipelines.extract import ExtractConfig, extract_documents
+    from pipelines.ingest import Limits, Rejected, expand
+    from pipelines.params import load_params
+    from pipelines.predict import predict_documents
+    from serving.batching import Batcher
+    from serving.models import ChampionPoller, ModelStore, UnknownVersionError
+
+logger = logging.getLogger("docclass.serving")
+
+STATIC = Path(__file__).parent / "static"
+PROTECTED = ("/classify", "/versions")
+
+web = FastAPI(title="docclass extras", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def api_key() -> str | None:
+    """``DOCCLASS_API_KEY`` (environment or `.env`); None or empty = no authentication."""
+    key = Settings().api_key
+    return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+
+def serve_params() -> dict[str, Any]:
+    return load_params(Settings().params)
+
+
+class Guard:
+    """ASGI middleware in front of everything: bearer API key on the protected routes, and the upload size limit
+    checked on ``Content-Length`` before a byte of the body is read."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.settings_key = api_key()
+        self.max_bytes = ServeConfig.from_params(serve_params()).max_upload_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].rstrip("/").endswith(PROTECTED):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        # The environment wins over `.env` and is read per request, so a restart is not needed to rotate it.
+        key = os.environ.get("DOCCLASS_API_KEY", self.settings_key)
+        if key:
+            token = parse_bearer(headers.get("authorization"))
+            if token is None or not hmac.compare_digest(token.encode(), key.encode()):
+                response = JSONResponse(
+                    error_body(
+                        "missing or wrong API key: expected the header 'Authorization: Bearer <key>' "
+                        "with the key set in DOCCLASS_API_KEY"
+                    ),
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        if scope["method"] == "POST":
+            length = headers.get("content-length")
+            if length is None or not length.isdigit():
+                response = JSONResponse(
+                    error_body("upload without Content-Length: expected a multipart form with a `file` part"),
+                    status_code=411,
+                )
+                await response(scope, receive, send)
+                return
+            if int(length) > self.max_bytes:
+                response = JSONResponse(
+                    error_body(
+                        f"upload is {int(length) / 2**20:.1f} MB: the limit is {self.max_bytes / 2**20:.0f} MB "
+                        f"per request (params serve.max_upload_mb)"
+                    ),
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# BentoML JSON-decodes multipart text fields, so a form field 1.10 arrives as the number 1.1: send it as the query
+# parameter ?version=1.10 (read first) or as a JSON string ("1.10").
+VersionText = Annotated[
+    str,
+    BeforeValidator(_as_text),
+    Field(description='"1.N" pins a registered version; empty = the champion', examples=["1.2"]),
+]
+
+
+class HTTPError(Exception):
+    """Ends a request with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = error_body(message, **extra)
+
+
+@bentoml.service(name="docclass", traffic={"timeout": 300}, workers=1)
+@bentoml.asgi_app(web, path="/")
+class DocClassifier:
+    """Document classification with the registry's champion, pinned versions, hot swap and batching."""
+
+    def __init__(self) -> None:
+        settings = Settings()
+        params = serve_params()
+        self.settings = settings
+        self.config = ServeConfig.from_params(params)
+        ingest = Limits.from_params(params["ingest"])
+        self.limits = replace(
+            ingest,
+            max_file_bytes=min(ingest.max_file_bytes, self.config.max_upload_bytes),
+            max_pages=min(ingest.max_pages, self.config.max_pages),
+        )
+        self.extract_config = ExtractConfig.from_params(params["extract"])
+        self.split_params = params.get("split")
+        self.registry = Registry.from_settings(settings)
+        self.workdir = Path(tempfile.mkdtemp(prefix="docclass-serve-"))
+        self.store = ModelStore(self.registry, self.config.cache_versions, self.workdir)
+        try:
+            self.store.refresh()
+        except Exception as error:  # noqa: BLE001 - the poller retries; the service answers 503 meanwhile
+            self.store.last_error = f"{type(error).__name__}: {error}"
+            logger.warning("registry not readable at start (%s): polling continues", self.store.last_error)
+        self.poller = ChampionPoller(self.store, self.config.poll_seconds)
+        self.poller.start()
+        threshold = self.config.review_threshold
+        self.batcher = Batcher(
+            lambda model, docs: predict_documents(model, docs, threshold),
+            self.config.max_batch_size,
+            self.config.max_latency_ms,
+        )
+
+    @bentoml.on_shutdown
+    async def shutdown(self) -> None:
+        self.poller.stop()
+        await self.batcher.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------------------- classify
+
+    @bentoml.api
+    async def classify(
+        self,
+        file: Path,
+        ctx: bentoml.Context,
+        version: VersionText = "",
+        thumbnails: bool = False,
+        split: str = "",
+    ) -> dict[str, Any]:
+        """Classify an uploaded PDF, image or zip archive (every member a document).
+
+        Args:
+            file: the document (multipart part ``file``).
+            version: "1.N" pins a registered version; empty = the current champion.
+            thumbnails: add a PNG data URI of every page (the live page uses them).
+            split: "auto" splits each document into the documents it holds (per segment: label, first_page,
+                last_page, confidence); empty keeps the document-level answer only.
+
+        Returns:
+            ``model_version``, ``champion``, ``documents`` (per document: name, label, confidence, scores,
+            needs_review, n_pages, pages, segments), ``rejected`` (name, kind, error) and ``timings_ms``.
+        """
+        # The query string keeps the exact text (?version=1.10); a form field went through json.loads first.
+        version = ctx.request.query_params.get("version") or version
+        split = str(ctx.request.query_params.get("split") or split or "").strip()
+        try:
+            if split not in ("", "auto"):
+                raise HTTPError(400, f"split={split!r} is not valid: expected 'auto' or nothing")
+            body = await asyncio.wait_for(
+                self._classify(file, version.strip(), thumbnails, split == "auto"), self.config.request_timeout_s
+            )
+        except HTTPError as error:
+            ctx.response.status_code = error.status
+            return error.body
+        except TimeoutError:
+            ctx.response.status_code = 504
+            return error_body(
+                f"request took longer than {self.config.request_timeout_s:g} s (params serve.request_timeout_s): "
+                f"send fewer pages or documents"
+            )
+        finally:
+            file.unlink(missing_ok=True)
+        return body
+
+    async def _classify(self, file: Path, version: str, thumbnails: bool, split: bool = False) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        model = await self._model(version)
+        timings["model"] = (time.perf_counter() - start) * 1000
+        name = upload_name(file)
+        size = file.stat().st_size
+        if size > self.limits.max_file_bytes:
+            raise HTTPError(
+                413, f"{name} is {size / 2**20:.1f} MB: the limit is {self.limits.max_file_bytes / 2**20:.0f} MB"
+            )
+        mark = time.perf_counter()
+        docs, rejected = await asyncio.to_thread(self._extract, file.read_bytes(), name)
+        timings["extract"] = (time.perf_counter() - mark) * 1000
+        if not docs:
+            if not rejected:
+                raise HTTPError(422, f"{name} holds no document: expected a PDF, an image or a zip archive of them")
+            raise HTTPError(
+                rejection_status([r.kind for r in rejected]),
+                "; ".join(r.reason for r in rejected),
+                rejected=[{"name": r.name, "kind": r.kind, "error": r.reason} for r in rejected],
+            )
+        total_pages = sum(doc.n_pages for doc in docs)
+        if total_pages > self.config.max_pages:
+            raise HTTPError(
+                413,
+                f"{name} has {total_pages} pages in {len(docs)} document(s): the limit is {self.config.max_pages} "
+                f"pages per request (params serve.max_pages)",
+            )
+        mark = time.perf_counter()
+        predictions = await self.batcher.submit(model.model, docs)
+        timings["inference"] = (time.perf_counter() - mark) * 1000
+        segments: list[Any] = [None] * len(docs)
+        if split:
+            mark = time.perf_counter()
+            segments = await asyncio.to_thread(self._split, model, docs)
+            timings["split"] = (time.perf_counter() - mark) * 1000
+        documents = []
+        for doc, prediction, found in zip(docs, predictions, segments, strict=True):
+            documents.append(
+                document_answer(
+                    prediction,
+                    doc.name,
+                    [{"source": page.source, "rotation": page.rotation} for page in doc.pages],
+                    self.config.review_threshold,
+                    [thumbnail_data_uri(page.image) for page in doc.pages] if thumbnails else None,
+                    [segment.to_dict() for segment in found] if found is not None else None,
+                )
+            )
+        timings["total"] = (time.perf_counter() - start) * 1000
+        champion = self.store.champion
+        return {
+            "model_version": model.version,
+            "champion": format_version(champion.number if champion else None),
+            "pinned": bool(version),
+            "file": name,
+            "documents": documents,
+            "rejected": [{"name": r.name, "kind": r.kind, "error": r.reason} for r in rejected],
+            "timings_ms": {key: round(value, 2) for key, value in timings.items()},
+        }
+
+    async def _model(self, version: str) -> Any:
+        if version:
+            try:
+                number = parse_version(version)
+            except ValueError as error:
+                raise HTTPError(400, str(error)) from error
+            if number == 0:
+                raise HTTPError(404, "version 1.0 means no model: expected 1.N with N >= 1 (see GET /versions)")
+            try:
+                return await asyncio.to_thread(self.store.get, number)
+            except UnknownVersionError as error:
+                raise HTTPError(404, f"{error}: see GET /versions for the registered versions") from error
+        model = self.store.champion
+        if model is None:
+            raise HTTPError(503, no_model_message(self._label_count(), self.config.min_labels))
+        return model
+
+    def _split(self, model: Any, docs: list[Any]) -> list[Any]:
+        """Segments of every document: the model's trained splitter, or hand-set cue weights without one."""
+        from pipelines.split import fallback_splitter, split_documents
+
+        splitter = model.splitter
+        if splitter is None:
+            splitter = fallback_splitter(self.split_params)
+        return split_documents(splitter, docs, model.model)
+
+    def _extract(self, data: bytes, name: str) -> tuple[list[Any], list[Rejected]]:
+        """Expand an archive in memory (member names are only display names) and extract every document."""
+        docs, rejected, raws = [], [], []
+        for item in expand(data, name, self.limits):
+            (rejected if isinstance(item, Rejected) else raws).append(item)
+        for result in extract_documents(raws, self.extract_config, self.limits) if raws else []:
+            (rejected if isinstance(result, Rejected) else docs).append(result)
+        return docs, rejected
+
+    def _label_count(self) -> int | None:
+        """Labelled documents from the last `labeling pull` (None when there is no pull state)."""
+        path = self.settings.state_file
+        try:
+            return len(json.loads(path.read_text()).get("labels", {}))
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    # ---------------------------------------------------------------------------------- versions and page
+
+    @web.get("/versions")
+    def versions(self) -> JSONResponse:
+        """Registered versions with metrics, the champion, and what this worker serves."""
+        served = self.store.champion
+        status = {
+            "served": format_version(served.number if served else None),
+            "cached": self.store.cached_versions(),
+            "last_poll": self.store.last_poll,
+            "poll_error": self.store.last_error,
+            "poll_seconds": self.config.poll_seconds,
+        }
+        try:
+            rows = [info.row() for info in self.registry.versions()]
+            champion = format_version(self.registry.champion_number())
+        except (RegistryError, OSError) as error:
+            return JSONResponse(error_body(f"registry unreachable: {error}", worker=status), status_code=503)
+        return JSONResponse({"champion": champion, "versions": rows, "worker": status})
+
+    @web.get("/ui")
+    def live_page(self) -> FileResponse:
+        """The live page."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+web.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
+DocClassifier.add_asgi_middleware(Guard)

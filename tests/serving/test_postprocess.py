@@ -1,0 +1,152 @@
+"""Pure pieces of the service, tested alone: config, answers, segments, splitting, statuses, the model store and
+the batcher (with fake models)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.batching import Batcher
+from serving.models import LoadedModel, ModelStore, UnknownVersionError
+from serving.postprocess import (
+    ServeConfig,
+    document_answer,
+    no_model_message,
+    parse_bearer,
+    rejection_status,
+    split_by_counts,
+    thumbnail_data_uri,
+    upload_name,
+)
+
+
+def test_config_defaults_overrides_and_errors() -> None:
+    config = ServeConfig.from_params({"serve": {"poll_seconds": 2, "max_upload_mb": 1}, "predict": {"review_threshold": 0.7}})
+    assert config.poll_seconds == 2.0 and config.max_upload_bytes == 1024 * 1024 and config.review_threshold == 0.7
+    assert ServeConfig.from_params({}).cache_versions == 3
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['pol_seconds'\]"):
+        ServeConfig.from_params({"serve": {"pol_seconds": 1}})
+    with pytest.raises(ValueError, match="serve.max_pages is 0: expected a positive number"):
+        ServeConfig.from_params({"serve": {"max_pages": 0}})
+
+
+def test_no_model_message() -> None:
+    assert no_model_message(7, 20) == "no model yet: 7 of 20 labels"
+    assert no_model_message(7, None).startswith("no model yet: 7 labels so far")
+    assert no_model_message(None, 20).startswith("no model yet (version 1.0)")
+
+
+def test_document_answer_applies_the_served_threshold() -> None:
+    prediction = {
+        "sha256": "ab", "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45},
+        "needs_review": False, "n_pages": 1,
+        "pages": [{"page": 1, "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45}}],
+    }
+    answer = document_answer(prediction, "a.pdf", [{"source": "ocr", "rotation": 90}], 0.6, ["data:x"])
+    assert answer["needs_review"] is True and answer["name"] == "a.pdf"
+    assert answer["pages"][0] == {**prediction["pages"][0], "source": "ocr", "rotation": 90, "thumbnail": "data:x"}
+    assert "segments" not in answer  # only with split=auto
+    segments = [{"label": "w9", "first_page": 1, "last_page": 1, "confidence": 0.9}]
+    assert document_answer(prediction, "a.pdf", [], 0.6, segments=segments)["segments"] == segments
+    assert document_answer(prediction, "a.pdf", [], 0.5)["needs_review"] is False
+
+
+def test_split_by_counts() -> None:
+    assert split_by_counts([1, 2, 3, 4], [1, 0, 3]) == [[1], [], [2, 3, 4]]
+    with pytest.raises(ValueError, match="cannot be split"):
+        split_by_counts([1, 2], [3])
+
+
+def test_statuses_bearer_names_and_thumbnails() -> None:
+    assert rejection_status(["UnsupportedTypeError"]) == 415
+    assert rejection_status(["FileTooLargeError", "ZipBombError"]) == 413
+    assert rejection_status(["CorruptDocumentError", "UnsupportedTypeError"]) == 422
+    assert parse_bearer("Bearer abc") == "abc" and parse_bearer("Basic abc") is None and parse_bearer(None) is None
+    assert upload_name(Path("/tmp/x/tmpab12cd34report.pdf")) == "report.pdf"
+    assert upload_name(Path("/tmp/x/tmpab12cd34")) == "tmpab12cd34"
+    uri = thumbnail_data_uri(np.full((4, 3), 200, dtype=np.uint8))
+    assert uri.startswith("data:image/png;base64,")
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.alias: int | None = 1
+        self.loads: list[int] = []
+
+    def champion_number(self) -> int | None:
+        return self.alias
+
+    def download_model(self, number: int, dst: Path) -> Path:  # pragma: no cover - the fake loader skips it
+        raise AssertionError
+
+
+def fake_loader(registry: FakeRegistry, number: int, workdir: Path) -> LoadedModel:
+    if number > 5:
+        raise KeyError(number)
+    registry.loads.append(number)
+    return LoadedModel(number, f"model-{number}", {}, 0.0)
+
+
+def test_store_swaps_atomically_and_caches_pins(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    store = ModelStore(registry, 2, tmp_path, loader=fake_loader)
+    assert store.champion is None and store.refresh() is True
+    held = store.champion  # a request in flight holds this one
+    registry.alias = 2
+    assert store.refresh() is True and store.refresh() is False
+    assert held is not None and held.model == "model-1" and store.champion.model == "model-2"
+    assert store.get(3).model == "model-3" and store.get(3).model == "model-3"
+    store.get(4)
+    assert store.cached_versions() == ["1.3", "1.4"]  # LRU of 2: the champion 1.2 is held anyway
+    assert registry.loads == [1, 2, 3, 4]
+    with pytest.raises(UnknownVersionError, match="version 1.9 cannot be loaded"):
+        store.get(9)
+    registry.alias = None
+    assert store.refresh() is True and store.champion is None
+
+
+def test_store_loads_a_version_once_under_concurrency(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    store = ModelStore(registry, 2, tmp_path, loader=fake_loader)
+    threads = [threading.Thread(target=store.get, args=(3,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert registry.loads == [3]
+
+
+def test_batcher_batches_concurrent_requests_per_model() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def predict(model: str, docs: list[str]) -> list[dict[str, str]]:
+        calls.append((model, len(docs)))
+        return [{"model": model, "doc": d} for d in docs]
+
+    async def main() -> list[list[dict[str, str]]]:
+        batcher = Batcher(predict, max_batch_size=100, max_latency_ms=50)
+        jobs = [batcher.submit("a" if i % 2 else "b", [f"d{i}", f"e{i}"]) for i in range(10)]
+        out = await asyncio.gather(*jobs)
+        await batcher.close()
+        return out
+
+    out = asyncio.run(main())
+    assert out[3] == [{"model": "a", "doc": "d3"}, {"model": "a", "doc": "e3"}]
+    assert sorted(calls) == [("a", 10), ("b", 10)]  # two batched calls, not ten
+
+
+def test_batcher_hands_errors_to_every_waiting_request() -> None:
+    def predict(model: str, docs: list[str]) -> list[dict[str, str]]:
+        raise RuntimeError("boom")
+
+    async def main() -> list[object]:
+        batcher = Batcher(predict, max_batch_size=10, max_latency_ms=10)
+        out = await asyncio.gather(batcher.submit("a", ["x"]), batcher.submit("a", ["y"]), return_exceptions=True)
+        await batcher.close()
+        return out
+
+    assert [str(e) for e in asyncio.run(main())] == ["boom", "boom"]

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.console import err
+from flows.console import fail as _fail
+from flows.console import load_cli_params as _params
 from flows.split_cli import register as register_split
 from flows.versions_cli import register as register_version_commands
 from labeling.cli import import_documents, labeling_app
@@ -32,7 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, soft_wrap=True)
 
 State = dict[str, Any]
 
@@ -55,20 +56,8 @@ def main(
     ctx.obj = {"params_path": params}
 
 
-def _params(ctx: typer.Context) -> dict[str, Any]:
-    from flows.settings import Settings
-    from pipelines.params import ParamsError, load_params
-
-    path = ctx.obj.get("params_path") or Settings().params
-    try:
-        return load_params(path)
-    except ParamsError as error:
-        _fail(str(error))
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
 
 
 @contextmanager

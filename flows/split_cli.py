@@ -12,30 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True, soft_wrap=True)
+from flows.console import err
+from flows.console import fail as _fail
+from flows.console import load_cli_params as _params
+
 log = logging.getLogger(__name__)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _params(ctx: typer.Context) -> dict[str, Any]:
-    from pipelines.params import ParamsError, load_params
-
-    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    path = obj.get("params_path")
-    if path is None:
-        from flows.settings import Settings
-
-        path = Settings().params
-    try:
-        return load_params(path)
-    except ParamsError as error:
-        _fail(str(error))
 
 
 def _safe_label(label: str) -> str:

@@ -17,28 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, soft_wrap=True)
+from flows.console import err
+from flows.console import fail as _fail
+from flows.console import load_cli_params as _params
+
 ROLLBACK = "rollback from "
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _params(ctx: typer.Context) -> dict[str, Any]:
-    from pipelines.params import ParamsError, load_params
-
-    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    path = obj.get("params_path")
-    if path is None:
-        from flows.settings import Settings
-
-        path = Settings().params
-    try:
-        return load_params(path)
-    except ParamsError as error:
-        _fail(str(error))
 
 
 def _open() -> tuple[Any, Any, Any]:
@@ -92,11 +75,27 @@ def versions(
         return
     out = Console(soft_wrap=True)
     table = Table(title=f"{registry.model_name}: champion {format_version(champion)} (1.0 = no model)")
-    for column in ("version", "labels", "dataset", "candidate", "accuracy", "macro-F1", "forward acc.", "gate", "promoted at"):
+    for column in (
+        "version",
+        "labels",
+        "dataset",
+        "candidate",
+        "accuracy",
+        "macro-F1",
+        "forward acc.",
+        "gate",
+        "promoted at",
+    ):
         table.add_column(column)
     for row in rows:
-        gate = "[green]pass[/green]" if row["gate"] == "pass" else f"[red]{row['gate']}[/red]: " + "; ".join(row["reasons"])
-        forward = _fmt(row["forward_accuracy"]) + (f" ({row['forward_docs']} new)" if row["forward_accuracy"] is not None else "")
+        gate = (
+            "[green]pass[/green]"
+            if row["gate"] == "pass"
+            else f"[red]{row['gate']}[/red]: " + "; ".join(row["reasons"])
+        )
+        forward = _fmt(row["forward_accuracy"]) + (
+            f" ({row['forward_docs']} new)" if row["forward_accuracy"] is not None else ""
+        )
         table.add_row(
             row["version"] + (" *" if row["champion"] else ""),
             str(row["labels"]),
@@ -122,7 +121,9 @@ def versions(
 def promote(
     version: Annotated[str, typer.Argument(help="version to make champion, e.g. 1.3")],
     reason: Annotated[str, typer.Option("--reason", help="why (recorded in the promotion history)")],
-    force: Annotated[bool, typer.Option("--force", help="promote even though the version failed its gates")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="promote even though the version failed its gates")
+    ] = False,
 ) -> None:
     """Make a version the champion by hand (recorded with your user name and the reason)."""
     from flows.registry import RegistryError
@@ -136,7 +137,9 @@ def promote(
         if target.champion:
             _fail(f"version {target.name} is already the champion: nothing to do")
         if not target.passed and not force:
-            _fail(f"version {target.name} failed its gates ({'; '.join(target.reasons)}): pass --force to promote it anyway")
+            _fail(
+                f"version {target.name} failed its gates ({'; '.join(target.reasons)}): pass --force to promote it anyway"
+            )
         why = reason if target.passed else f"{reason} (forced past failed gates)"
         event = registry.move_champion(number, reason=why, by=_user(), automatic=False)
     except RegistryError as error:
@@ -198,7 +201,9 @@ def reproduce(
             table.add_row(key, str(value), str(again), "yes" if value == again else "[red]NO[/red]")
         Console(soft_wrap=True).print(table)
     if result.recorded_commit != result.current_commit:
-        err.print(f"[yellow]note:[/yellow] recorded with code {result.recorded_commit}, now {result.current_commit}")
+        err.print(
+            f"[yellow]note:[/yellow] recorded with code {result.recorded_commit}, now {result.current_commit}"
+        )
     if not result.identical:
         _fail(f"metrics differ from the recorded ones: {sorted(result.differences)}", code=1)
     err.print("[green]identical[/green]: every cross-validated metric matches the recorded one")
@@ -222,14 +227,20 @@ def compare(
         typer.echo(json.dumps(result, indent=2))
         return
     out = Console(soft_wrap=True)
-    table = Table(title=f"{result['a']} -> {result['b']} (labels {result['labels']['a']} -> {result['labels']['b']})")
+    table = Table(
+        title=f"{result['a']} -> {result['b']} (labels {result['labels']['a']} -> {result['labels']['b']})"
+    )
     for column in ("metric", result["a"], result["b"], "delta"):
         table.add_column(column)
     for key, row in result["metrics"].items():
-        table.add_row(key, str(row["a"]), str(row["b"]), "-" if row["delta"] is None else f"{row['delta']:+.3f}")
+        table.add_row(
+            key, str(row["a"]), str(row["b"]), "-" if row["delta"] is None else f"{row['delta']:+.3f}"
+        )
     for label, row in result["per_class"].items():
         r = row["recall"]
-        table.add_row(f"recall {label}", str(r["a"]), str(r["b"]), "-" if r["delta"] is None else f"{r['delta']:+.3f}")
+        table.add_row(
+            f"recall {label}", str(r["a"]), str(r["b"]), "-" if r["delta"] is None else f"{r['delta']:+.3f}"
+        )
     out.print(table)
     cm = Table(title=f"confusion difference {result['b']} - {result['a']} (rows actual, columns predicted)")
     cm.add_column("")
@@ -256,7 +267,13 @@ def round_command(
     registry, store, settings = _open()
     try:
         outcome = run_round(
-            dataset_dir, params, registry, store, cache_dir=settings.cache_dir, candidates=candidate, log=err.print
+            dataset_dir,
+            params,
+            registry,
+            store,
+            cache_dir=settings.cache_dir,
+            candidates=candidate,
+            log=err.print,
         )
     except (RegistryError, DatasetError, FileNotFoundError, ValueError) as error:
         _fail(str(error))

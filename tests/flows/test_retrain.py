@@ -1,0 +1,409 @@
+"""The retraining loop's pure helpers, notifications (real SMTP to the mail catcher on loopback, failing servers),
+the webhook trigger's one-run-at-a-time coalescing, and the CLI registration."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+import requests
+import typer
+from typer.testing import CliRunner
+
+from flows.mailcatcher import MailCatcher, read_mails
+from flows.notify import NotifyConfig, VersionSummary, body, build_email, notify, subject
+from flows.registry import RegistryError
+from flows.retrain import (
+    MILESTONE_TAG,
+    NOTIFIED_TAG,
+    first_n_labels,
+    is_connection_error,
+    label_order,
+    loop_settings,
+    milestones,
+    pending_notifications,
+    versioned_milestones,
+)
+from flows.retrain_cli import MilestoneTrigger
+from labeling.convert import LabelRecord
+
+
+def record(task_id: int, created: str, label: str = "w9", annotation_id: int | None = None) -> LabelRecord:
+    return LabelRecord(
+        task_id=task_id,
+        sha256=f"{task_id:064x}",
+        name=f"doc{task_id}.pdf",
+        label=label,
+        annotation_id=annotation_id or task_id * 10,
+        annotator="a@example.com",
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def version(number: int, tags: dict[str, str], complete: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(number=number, tags=tags, complete=complete)
+
+
+# ------------------------------------------------------------------------------------------- milestones
+
+
+@pytest.mark.parametrize(
+    ("n_labels", "done", "expected"),
+    [
+        (0, [], []),
+        (19, [], []),
+        (20, [], [20]),
+        (65, [], [20, 40, 60]),
+        (65, [20, 40], [60]),
+        (65, [40], [20, 60]),
+        (60, [20, 40, 60], []),
+        (39, [20], []),
+    ],
+)
+def test_milestones_are_multiples_reached_and_not_versioned(n_labels, done, expected):
+    assert milestones(n_labels, 20, done) == expected
+
+
+def test_milestones_refuse_a_non_positive_step():
+    with pytest.raises(ValueError, match="retrain_every must be a positive number of labels: got 0"):
+        milestones(40, 0, [])
+
+
+def test_versioned_milestones_read_complete_versions_tags_only():
+    versions = [
+        version(1, {MILESTONE_TAG: "20"}),
+        version(2, {}),  # a round made by hand, not a loop milestone
+        version(3, {MILESTONE_TAG: "40"}, complete=False),  # crashed: must be redone
+        version(4, {MILESTONE_TAG: "60"}),
+    ]
+    assert versioned_milestones(versions) == [20, 60]
+
+
+def test_pending_notifications_are_loop_versions_not_yet_notified():
+    versions = [
+        version(1, {MILESTONE_TAG: "20", NOTIFIED_TAG: "sent"}),
+        version(2, {MILESTONE_TAG: "40"}),
+        version(3, {}),
+        version(4, {MILESTONE_TAG: "60", NOTIFIED_TAG: "disabled"}),
+    ]
+    assert pending_notifications(versions) == [2]
+
+
+# ------------------------------------------------------------------------------------------- first labels
+
+
+def test_first_n_labels_is_by_annotation_creation_then_task_id_whatever_the_input_order():
+    records = [record(i, f"2026-11-24T10:00:{i:02d}.000000Z") for i in range(1, 31)]
+    records.append(record(99, "2026-11-24T10:00:05.000000Z"))  # same time as task 5: task id breaks the tie
+    expected = [1, 2, 3, 4, 5, 99, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    for seed in range(5):
+        shuffled = records[:]
+        random.Random(seed).shuffle(shuffled)
+        chosen = first_n_labels(shuffled, 20)
+        assert len(chosen) == 20
+        assert sorted(chosen, key=lambda t: label_order(chosen[t])) == expected
+
+
+def test_first_n_labels_compares_times_not_strings():
+    # Same instant, different spellings: "+00:00" vs "Z" and fractional digits must not reorder labels.
+    early = record(2, "2026-11-24T10:00:00.5+00:00")
+    late = record(1, "2026-11-24T10:00:01Z")
+    assert list(first_n_labels([late, early], 1)) == [2]
+
+
+def test_a_relabel_keeps_its_place_and_carries_the_new_label():
+    records = {i: record(i, f"2026-11-24T10:00:{i:02d}Z", "w9") for i in range(1, 41)}
+    before = first_n_labels(records.values(), 20)
+    relabelled = record(3, "2026-11-24T10:00:03Z", "invoice", annotation_id=30)
+    records[3] = relabelled
+    after = first_n_labels(records.values(), 20)
+    assert set(after) == set(before)
+    assert after[3].label == "invoice" and before[3].label == "w9"
+
+
+def test_first_n_labels_refuses_too_few_labels():
+    with pytest.raises(ValueError, match="milestone of 20 labels needs 20 labelled documents: found 3"):
+        first_n_labels([record(i, "2026-11-24T10:00:00Z") for i in range(3)], 20)
+
+
+# ----------------------------------------------------------------------------------------------- params
+
+
+def test_loop_settings_from_params_and_candidates_fallback():
+    assert loop_settings({"loop": {"retrain_every": 20, "candidates": ["text"]}, "train": {"candidates": ["x"]}}) == (
+        20,
+        ["text"],
+    )
+    assert loop_settings({"loop": {"retrain_every": 10}, "train": {"candidates": ["text", "visual"]}}) == (
+        10,
+        ["text", "visual"],
+    )
+    with pytest.raises(ValueError, match="params lack loop.retrain_every"):
+        loop_settings({"train": {"candidates": ["text"]}})
+
+
+def test_connection_errors_are_retried_and_others_are_not():
+    request = httpx.Request("GET", "http://127.0.0.1:9/health")
+    assert is_connection_error(httpx.ConnectError("refused", request=request))
+    assert is_connection_error(requests.ConnectionError("refused"))
+    try:
+        try:
+            raise httpx.ConnectError("refused", request=request)
+        except httpx.ConnectError as error:
+            raise RegistryError("MLflow tracking server does not answer") from error
+    except RegistryError as wrapped:
+        assert is_connection_error(wrapped)
+    assert is_connection_error(SimpleNamespace(status_code=503, __cause__=None, __context__=None))
+    assert not is_connection_error(ValueError("dataset has one class"))
+    assert not is_connection_error(RegistryError("version 1.9 does not exist"))
+    assert not is_connection_error(SimpleNamespace(status_code=404, __cause__=None, __context__=None))
+
+
+# -------------------------------------------------------------------------------------------- notifications
+
+
+def summary(**overrides) -> VersionSummary:
+    values = {
+        "version": "1.2",
+        "label_count": 40,
+        "accuracy": 0.925,
+        "macro_f1": 0.91,
+        "gate": "pass",
+        "gate_reasons": [],
+        "promoted": True,
+        "candidate": "text",
+        "per_class": {
+            "w9": {"precision": 1.0, "recall": 0.875, "f1": 0.933, "support": 8},
+            "invoice": {"precision": 0.8, "recall": 1.0, "f1": 0.889, "support": 8},
+        },
+        "run_id": "abc123",
+        "experiment_id": "7",
+    }
+    return VersionSummary(**{**values, **overrides})
+
+
+def config(port: int = 1025, **overrides) -> NotifyConfig:
+    values = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_from": "docclass@localhost",
+        "smtp_to": ("team@example.com", "lead@example.com"),
+        "service_url": "http://127.0.0.1:3000",
+        "mlflow_ui_url": "http://127.0.0.1:5000",
+        "timeout_s": 3.0,
+    }
+    return NotifyConfig(**{**values, **overrides})
+
+
+def test_email_says_version_labels_accuracy_gate_per_class_and_links():
+    message = build_email(summary(), config())
+    assert message["Subject"] == "docclass 1.2 deployed: 40 labels, accuracy 0.925, gate pass"
+    assert message["To"] == "team@example.com, lead@example.com"
+    text = message.get_content()
+    assert "Labels:     40" in text and "Accuracy:   0.925" in text and "Gate:       pass" in text
+    assert "  w9               1.000   0.875  0.933       8" in text
+    assert "  invoice          0.800   1.000  0.889       8" in text
+    assert "MLflow run: http://127.0.0.1:5000/#/experiments/7/runs/abc123" in text
+    assert "MLflow version: http://127.0.0.1:5000/#/models/docclass/versions/2" in text
+    assert "Service: http://127.0.0.1:3000/" in text
+
+
+def test_a_failed_gate_is_spelled_out_and_missing_links_are_left_out():
+    failed = summary(gate="fail", gate_reasons=["accuracy 0.500 < 0.8"], promoted=False, accuracy=None)
+    assert subject(failed) == "docclass 1.2 not deployed: 40 labels, accuracy -, gate fail"
+    text = body(failed, config(service_url=None, mlflow_ui_url=None))
+    assert "Gate:       fail: accuracy 0.500 < 0.8" in text
+    assert "Links:" not in text
+
+
+def test_notify_config_from_dict_accepts_a_comma_separated_list():
+    parsed = NotifyConfig.from_dict({"smtp_host": "127.0.0.1", "smtp_port": "2525", "smtp_to": "a@x, b@x"})
+    assert parsed.smtp_to == ("a@x", "b@x") and parsed.smtp_port == 2525
+    assert NotifyConfig.from_dict(parsed.to_dict()) == parsed
+
+
+def test_real_smtp_send_is_captured_by_the_mail_catcher(tmp_path: Path):
+    with MailCatcher(tmp_path / "mail", port=0) as catcher:
+        delivery = notify(summary(), config(catcher.port))
+        delivery_two = notify(summary(version="1.3", label_count=60, promoted=False), config(catcher.port))
+    assert delivery.email == "sent" and delivery.emailed and delivery.webhook == "disabled"
+    assert delivery_two.emailed
+    mails = read_mails(tmp_path / "mail")
+    assert [m["X-Docclass-Version"] for m in mails] == ["1.2", "1.3"]
+    assert mails[0]["X-Envelope-To"] == "team@example.com, lead@example.com"
+    assert "Accuracy:   0.925" in mails[0].get_content()
+    assert mails[0]["Subject"] == "docclass 1.2 deployed: 40 labels, accuracy 0.925, gate pass"
+    assert mails[1]["Subject"] == "docclass 1.3 not deployed: 60 labels, accuracy 0.925, gate pass"
+    assert not list((tmp_path / "mail").glob(".*.tmp"))
+
+
+def test_mail_catcher_unstuffs_leading_dots(tmp_path: Path):
+    import smtplib
+
+    with MailCatcher(tmp_path / "mail", port=0) as catcher, smtplib.SMTP("127.0.0.1", catcher.port) as smtp:
+        smtp.sendmail("a@x", ["b@x"], "Subject: dots\r\n\r\n.leading dot\r\nplain\r\n")
+    (mail,) = read_mails(tmp_path / "mail")
+    assert mail.get_content().splitlines() == [".leading dot", "plain"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_smtp_server_is_reported_not_raised(caplog):
+    delivery = notify(summary(), config(_free_port()))
+    assert delivery.email.startswith("failed: ConnectionRefusedError")
+    assert not delivery.emailed
+    assert "e-mail for version 1.2 not sent via 127.0.0.1" in caplog.text
+
+
+def test_smtp_server_that_refuses_the_mail_is_reported_not_raised():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def refuse() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"554 no service here\r\n")
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    try:
+        delivery = notify(summary(), config(port))
+    finally:
+        thread.join(5)
+        server.close()
+    assert delivery.email.startswith("failed: SMTPConnectError")
+
+
+def test_webhook_failure_is_reported_not_raised():
+    delivery = notify(summary(), config(smtp_host=None, webhook_url=f"http://127.0.0.1:{_free_port()}/hook"))
+    assert delivery.email == "disabled"
+    assert delivery.webhook.startswith("failed: ConnectError")
+
+
+@pytest.mark.slow
+def test_a_failing_smtp_server_does_not_fail_the_flow():
+    """The notify task inside a flow run: the run completes, the failure is in the result, no tag is written."""
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.retrain import notify_task
+
+    tagged: list[tuple[int, dict]] = []
+    registry = SimpleNamespace(set_version_tags=lambda number, tags: tagged.append((number, tags)))
+
+    @flow
+    def notify_only() -> str:
+        return notify_task(summary(), config(_free_port()), registry).email
+
+    with prefect_test_harness():
+        state = notify_only(return_state=True)
+    assert state.is_completed()
+    assert state.result().startswith("failed:")
+    assert tagged == []  # retried by the next run
+
+
+# ----------------------------------------------------------------------------------------------- trigger
+
+
+def test_trigger_coalesces_events_into_one_run_at_a_time():
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    finished = threading.Event()
+    due = iter([True, True, False, False, False])
+
+    def start() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+
+    def is_due() -> bool:
+        value = next(due, False)
+        if not value:
+            finished.set()
+        return value
+
+    trigger = MilestoneTrigger(is_due, start).begin()
+    try:
+        for _ in range(10):  # a burst of webhook deliveries
+            trigger.on_event({"action": "ANNOTATION_CREATED"})
+            time.sleep(0.02)
+        time.sleep(0.8)  # both runs done, nothing pending
+        trigger.on_event({"action": "ANNOTATION_UPDATED"})  # a later event: checked, nothing due
+        assert finished.wait(5)
+    finally:
+        trigger.close()
+    assert peak == 1
+    assert trigger.runs == 2  # the burst during the first run gives exactly one more check
+
+
+def test_trigger_survives_a_failing_check():
+    calls = []
+
+    def is_due() -> bool:
+        calls.append(1)
+        raise httpx.ConnectError("Label Studio down")
+
+    trigger = MilestoneTrigger(is_due, lambda: None).begin()
+    try:
+        trigger.on_event({})
+        time.sleep(0.2)
+        trigger.on_event({})
+        time.sleep(0.2)
+    finally:
+        trigger.close()
+    assert len(calls) == 2 and trigger.runs == 0
+
+
+def test_flows_commands_are_registered():
+    from flows.retrain_cli import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main(ctx: typer.Context) -> None:
+        ctx.obj = {"params_path": None}
+
+    register(app)
+    result = CliRunner().invoke(app, ["flows", "--help"])
+    assert result.exit_code == 0, result.output
+    for command in ("run", "serve", "trigger-webhook"):
+        assert command in result.output
+
+
+def test_notify_config_from_settings_falls_back_to_the_tracking_server_for_links():
+    fields = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 1025,
+        "smtp_from": "docclass@localhost",
+        "smtp_to": "a@example.com, b@example.com",
+        "service_url": "http://127.0.0.1:3000",
+        "mlflow_ui_url": None,
+        "notify_webhook_url": None,
+        "mlflow_tracking_uri": "http://127.0.0.1:5000",
+    }
+    parsed = NotifyConfig.from_settings(SimpleNamespace(**fields))
+    assert parsed.smtp_to == ("a@example.com", "b@example.com")
+    assert parsed.mlflow_ui_url == "http://127.0.0.1:5000"
+    local = NotifyConfig.from_settings(SimpleNamespace(**{**fields, "mlflow_tracking_uri": "sqlite:///x.db"}))
+    assert local.mlflow_ui_url is None  # no UI to link to
+    off = NotifyConfig.from_settings(SimpleNamespace(**{**fields, "smtp_host": ""}))
+    assert notify(summary(), off).email == "disabled"

@@ -55,3 +55,7 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DOCCLASS_DATA_DIR shared by the CLI tests (so the extraction cache is reused)."""
     return tmp_path_factory.mktemp("data")
+
+
+# One Label Studio server per session, shared by tests/labeling and tests/e2e (registered here, once).
+from tests.label_studio_server import label_studio, labeling_env  # noqa: E402, F401

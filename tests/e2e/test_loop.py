@@ -25,7 +25,6 @@ from labeling.settings import LabelingSettings
 from pipelines.ingest import Limits
 from pipelines.params import load_params
 from pipelines.samples import generate_corpus
-from tests.labeling.conftest import label_studio, labeling_env  # noqa: F401 - the session's Label Studio
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -430,6 +430,20 @@ def _promote(registry: Registry, number: int, info: Mapping[str, Any], log: Log)
     return promote
 
 
+def _train(dataset: Any, params: Mapping[str, Any], candidates: Sequence[str]) -> Any:
+    """The one way a round trains, so that `reproduce` retrains exactly as the round did."""
+    from pipelines.train import train_best
+
+    return train_best(
+        dataset.documents,
+        dataset.labels,
+        params["train"],
+        seed=int(params["seed"]),
+        ece_bins=int(params["evaluate"]["ece_bins"]),
+        candidates=list(candidates),
+    )
+
+
 def run_round(
     dataset_dir: Path,
     params: Mapping[str, Any],
@@ -461,7 +475,6 @@ def run_round(
         RegistryError: the registry is unreachable.
     """
     from pipelines.gates import check_gates, check_thresholds, should_promote
-    from pipelines.train import train_best
 
     if "gate" not in params:
         raise ValueError("params lack the gate: section: expected min_accuracy, min_macro_f1, min_class_recall, max_regression")
@@ -495,14 +508,7 @@ def run_round(
     for rejected in dataset.rejected:
         log(f"rejected {rejected.name}: {rejected.reason}")
     log(f"training on {len(dataset.documents)} documents, candidates {', '.join(names)}")
-    result = train_best(
-        dataset.documents,
-        dataset.labels,
-        params["train"],
-        seed=int(params["seed"]),
-        ece_bins=int(params["evaluate"]["ece_bins"]),
-        candidates=names,
-    )
+    result = _train(dataset, params, names)
     best = result.best.report.metrics
     champion = registry.champion()
     with tempfile.TemporaryDirectory(prefix="docclass-round-") as tmp:
@@ -626,7 +632,6 @@ def reproduce(
         RegistryError: no such complete version.
         RuntimeError: the snapshot is not on the remote.
     """
-    from pipelines.train import train_best
 
     version = registry.version(number)
     parent = version.tags["round_run_id"]
@@ -638,14 +643,7 @@ def reproduce(
         dataset_dir = store.restore(md5, Path(tmp))
         log(f"restored dataset {md5} from {store.remote_url} into a temporary folder")
         dataset = _load(dataset_dir, params, cache_dir)
-        result = train_best(
-            dataset.documents,
-            dataset.labels,
-            params["train"],
-            seed=int(params["seed"]),
-            ece_bins=int(params["evaluate"]["ece_bins"]),
-            candidates=info["candidates"],
-        )
+        result = _train(dataset, params, info["candidates"])
     return Reproduction(
         version=number,
         dataset_md5=md5,

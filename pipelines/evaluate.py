@@ -83,6 +83,20 @@ def check_classes(labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return [str(c) for c in classes], counts
 
 
+def _checked_dataset(
+    docs: Sequence[Document], labels: Sequence[str]
+) -> tuple[list[Document], list[str], list[str]]:
+    """Documents and string labels as lists plus the sorted classes, after checking they fit together."""
+    docs = list(docs)
+    labels = [str(label) for label in labels]
+    if len(docs) != len(labels):
+        raise ValueError(
+            f"expected one label per document, found {len(docs)} documents and {len(labels)} labels"
+        )
+    classes, _ = check_classes(labels)
+    return docs, labels, classes
+
+
 def n_folds_for(labels: Sequence[str], max_folds: int) -> int:
     """k = min(max_folds, smallest class count), at least 2 (see :func:`check_classes` for the errors)."""
     _, counts = check_classes(labels)
@@ -209,13 +223,7 @@ def cross_validate(
         ValueError: fewer than 2 classes, a class with fewer than 2 documents, or length mismatch.
         CandidateUnavailable: from the candidate's fit (the caller skips it).
     """
-    docs = list(docs)
-    labels = [str(label) for label in labels]
-    if len(docs) != len(labels):
-        raise ValueError(
-            f"expected one label per document, found {len(docs)} documents and {len(labels)} labels"
-        )
-    classes, _ = check_classes(labels)
+    docs, labels, classes = _checked_dataset(docs, labels)
     k = n_folds_for(labels, max_folds)
     y = np.asarray(labels)
     proba = np.zeros((len(docs), len(classes)))
@@ -360,13 +368,7 @@ def learning_curve(
     Raises:
         ValueError: fewer than 2 classes or a class with fewer than 2 documents.
     """
-    docs = list(docs)
-    labels = [str(label) for label in labels]
-    if len(docs) != len(labels):
-        raise ValueError(
-            f"expected one label per document, found {len(docs)} documents and {len(labels)} labels"
-        )
-    classes, _ = check_classes(labels)
+    docs, labels, classes = _checked_dataset(docs, labels)
     y = np.asarray(labels)
     members = {c: np.flatnonzero(y == c) for c in classes}
     unavailable: dict[str, str] = {}

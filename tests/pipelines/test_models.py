@@ -20,11 +20,11 @@ from pipelines.models import (
     fit_temperature,
     load_model,
     make_candidate,
-    negative_log_likelihood,
     out_of_fold_temperature,
     save_model,
     softmax,
 )
+from pipelines.models.base import negative_log_likelihood
 from tests.pipelines._docs import CLASSES, make_docs
 
 ROOT = Path(__file__).resolve().parents[2]

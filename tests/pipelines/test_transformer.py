@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipelines.models import CandidateUnavailable, ModelLoadError, load_model, save_model
-from pipelines.transformer import TransformerClassifier, build_tiny_checkpoint
+from pipelines.models.transformer import TransformerClassifier, build_tiny_checkpoint
 from tests.pipelines._docs import make_docs
 
 # a tiny random BERT learns the toy set only with a large learning rate and many short epochs

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.document import Document
-from pipelines.models import CalibratedClassifier, CandidateUnavailable, ModelLoadError, checked_scores
+from pipelines.models.base import CalibratedClassifier, CandidateUnavailable, ModelLoadError, checked_scores
 
 ESTIMATOR_FILE = "docclass_estimator.json"
 _SPACE = re.compile(r"\s+")

@@ -1,0 +1,45 @@
+"""Candidate document classifiers behind one scikit-learn-style interface, their calibration and persistence.
+
+- :mod:`~pipelines.models.base`: errors, temperature calibration, the calibrated base class;
+- :mod:`~pipelines.models.text`, :mod:`~pipelines.models.visual`, :mod:`~pipelines.models.fusion`,
+  :mod:`~pipelines.models.transformer`: the candidates;
+- :mod:`~pipelines.models.factory`: candidates by name from params.yaml;
+- :mod:`~pipelines.models.persistence`: save and load a fitted candidate with its metadata.
+
+The dependency order is one way (base <- candidates <- factory <- persistence), so there is no import cycle.
+"""
+
+from pipelines.models.base import (
+    Calibration,
+    CandidateUnavailable,
+    ModelLoadError,
+    fit_temperature,
+    out_of_fold_temperature,
+    softmax,
+)
+from pipelines.models.factory import CANDIDATES, make_candidate
+from pipelines.models.fusion import FusionClassifier
+from pipelines.models.persistence import candidate_name, library_versions, load_model, save_model
+from pipelines.models.text import TextClassifier
+from pipelines.models.transformer import TransformerClassifier, build_tiny_checkpoint
+from pipelines.models.visual import VisualClassifier
+
+__all__ = [
+    "CANDIDATES",
+    "Calibration",
+    "CandidateUnavailable",
+    "FusionClassifier",
+    "ModelLoadError",
+    "TextClassifier",
+    "TransformerClassifier",
+    "VisualClassifier",
+    "build_tiny_checkpoint",
+    "candidate_name",
+    "fit_temperature",
+    "library_versions",
+    "load_model",
+    "make_candidate",
+    "out_of_fold_temperature",
+    "save_model",
+    "softmax",
+]

@@ -80,9 +80,9 @@ def labeling_env(
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """`python -m labeling.cli ...` as users run the commands (same registration as flows/cli.py)."""
+    """`python -m flows.cli ...`: the `docclass` commands as users run them."""
     result = subprocess.run(
-        [sys.executable, "-m", "labeling.cli", "--params", str(ROOT / "params.yaml"), *args],
+        [sys.executable, "-m", "flows.cli", "--params", str(ROOT / "params.yaml"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -91,6 +91,6 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path, check: bool = True) -> s
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"labeling.cli {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+            f"docclass {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
         )
     return result

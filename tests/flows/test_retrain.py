@@ -16,6 +16,7 @@ import requests
 import typer
 from typer.testing import CliRunner
 
+from flows.cli.loop import MilestoneTrigger
 from flows.mailcatcher import MailCatcher, read_mails
 from flows.notify import NotifyConfig, VersionSummary, body, build_email, notify, subject
 from flows.registry import RegistryError
@@ -30,7 +31,6 @@ from flows.retrain import (
     pending_notifications,
     versioned_milestones,
 )
-from flows.retrain_cli import MilestoneTrigger
 from labeling.convert import LabelRecord
 
 
@@ -374,7 +374,7 @@ def test_trigger_survives_a_failing_check():
 
 
 def test_flows_commands_are_registered():
-    from flows.retrain_cli import register
+    from flows.cli.loop import register
 
     app = typer.Typer()
 

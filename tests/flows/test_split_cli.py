@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.split_cli import output_name, register
+from flows.cli.split import output_name, register
 from pipelines.extract import ExtractConfig, extract_documents
 from pipelines.ingest import Limits, RawDocument, sha256_of
 from pipelines.models import TextClassifier, save_model

@@ -94,7 +94,7 @@ def rounds(world: World, tmp: Path) -> list[Any]:
 
 
 def cli(world: World, *args: str) -> Any:
-    from flows.versions_cli import register
+    from flows.cli.versions import register
 
     app = typer.Typer()
 

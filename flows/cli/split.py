@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.console import err
-from flows.console import fail as _fail
-from flows.console import load_cli_params as _params
+from flows.cli.console import err
+from flows.cli.console import fail as _fail
+from flows.cli.console import load_cli_params as _params
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The `docclass` command line: train, evaluate, predict, extract, generate-sample, demo, bench.
+"""`docclass train|evaluate|predict|extract|generate-sample|demo|bench`: the model commands.
 
 Every command reads params.yaml at entry and passes values down; stdout carries results (JSON lines for
 `predict`), progress and tables go to stderr.
@@ -7,7 +7,6 @@ Every command reads params.yaml at entry and passes values down; stdout carries 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -16,49 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.console import err
-from flows.console import fail as _fail
-from flows.console import load_cli_params as _params
-from flows.retrain_cli import register as register_flows
-from flows.split_cli import register as register_split
-from flows.versions_cli import register as register_version_commands
-from labeling.cli import import_documents, labeling_app
-
-app = typer.Typer(
-    name="docclass",
-    help="Custom document classification: ingest PDFs, images and zips, train, evaluate and predict.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+from flows.cli.console import err
+from flows.cli.console import fail as _fail
+from flows.cli.console import load_cli_params as _params
 
 State = dict[str, Any]
-
-
-@app.callback()
-def main(
-    ctx: typer.Context,
-    params: Annotated[
-        Path | None, typer.Option(help="params.yaml to use (default: $DOCCLASS_PARAMS or ./params.yaml)")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
-) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-    )
-    for noisy in ("httpx", "urllib3", "filelock", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = {"params_path": params}
-
-
-
-
 
 
 @contextmanager
@@ -102,7 +66,6 @@ def _load_dataset(dataset_dir: Path, params: dict[str, Any]) -> Any:
     return dataset
 
 
-@app.command()
 def extract(
     ctx: typer.Context,
     dataset_dir: Annotated[Path, typer.Argument(help="folder per class, or documents + labels.csv")],
@@ -122,7 +85,6 @@ def extract(
     )
 
 
-@app.command()
 def train(
     ctx: typer.Context,
     dataset_dir: Annotated[
@@ -175,7 +137,9 @@ def train(
     from pipelines.split import fit_splitter, save_splitter
 
     with _progress("fitting the page splitter", 1) as advance:
-        save_splitter(fit_splitter(dataset.documents, dataset.labels, params["split"], int(params["seed"])), model_out)
+        save_splitter(
+            fit_splitter(dataset.documents, dataset.labels, params["split"], int(params["seed"])), model_out
+        )
         advance()
     if report_out is not None:
         report_out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +158,11 @@ def _print_candidates(summary: list[dict[str, Any]], selected: str) -> None:
     for column in ("candidate", "accuracy", "macro-F1", "ECE", "seconds", "note"):
         table.add_column(column)
     for row in summary:
-        note = "selected" if row["candidate"] == selected else ("skipped (reason logged above)" if row.get("reason") else "")
+        note = (
+            "selected"
+            if row["candidate"] == selected
+            else ("skipped (reason logged above)" if row.get("reason") else "")
+        )
         table.add_row(
             row["candidate"],
             f"{row['accuracy']:.3f}" if "accuracy" in row else "-",
@@ -206,7 +174,6 @@ def _print_candidates(summary: list[dict[str, Any]], selected: str) -> None:
     err.print(table)
 
 
-@app.command()
 def evaluate(
     ctx: typer.Context,
     dataset_dir: Annotated[
@@ -272,7 +239,6 @@ def _print_report(metrics: dict[str, Any]) -> None:
     err.print(table)
 
 
-@app.command()
 def predict(
     ctx: typer.Context,
     files: Annotated[
@@ -318,7 +284,6 @@ def predict(
         err.print(f"[yellow]{failures} document(s) could not be classified[/yellow] (see their `error`)")
 
 
-@app.command("generate-sample")
 def generate_sample(
     ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="directory to write the sample corpus to")],
@@ -344,7 +309,6 @@ def generate_sample(
     err.print(f"wrote {len(manifest)} documents to {out}")
 
 
-@app.command()
 def demo(ctx: typer.Context) -> None:
     """Generate a sample corpus, train and evaluate, then classify held-back documents."""
     from flows.settings import Settings
@@ -406,7 +370,6 @@ def demo(ctx: typer.Context) -> None:
     err.print(f"try: .venv/bin/docclass predict --model {model_dir} {holdout_dir}/*/*")
 
 
-@app.command()
 def bench(
     ctx: typer.Context,
     corpus: Annotated[Path, typer.Option(help="folder-per-class corpus")] = Path("../shared/corpus"),
@@ -424,11 +387,8 @@ def bench(
     typer.echo(json.dumps(results["summary"], indent=2))
 
 
-app.add_typer(labeling_app, name="labeling", help="Label Studio: project, label pull, pre-annotations, webhook.")
-app.command("import")(import_documents)
-register_version_commands(app)
-register_split(app)
-register_flows(app)
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the model commands to the `docclass` app."""
+    for command in (extract, train, evaluate, predict, demo, bench):
+        app.command()(command)
+    app.command("generate-sample")(generate_sample)

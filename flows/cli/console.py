@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -17,14 +18,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_cli_params(ctx: typer.Context) -> dict[str, Any]:
-    """params.yaml from `--params`, else $DOCCLASS_PARAMS / ./params.yaml; a clear exit when it is broken."""
+def params_path(ctx: typer.Context) -> Path | None:
+    """The params.yaml of this invocation: `--params`, else DOCCLASS_PARAMS (environment or .env), else None
+    (./params.yaml, see :func:`pipelines.params.default_params_path`)."""
     from flows.settings import Settings
+
+    root = ctx.find_root().obj
+    given = root.get("params_path") if isinstance(root, dict) else None
+    return Path(given) if given is not None else Settings().params
+
+
+def load_cli_params(ctx: typer.Context) -> dict[str, Any]:
+    """params.yaml of this invocation (see :func:`params_path`), loaded and checked; a clear exit when broken."""
     from pipelines.params import ParamsError, load_params
 
-    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    path = obj.get("params_path") or Settings().params
     try:
-        return load_params(path)
+        return load_params(params_path(ctx))
     except ParamsError as error:
         fail(str(error))

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from flows.cli.console import err, params_path
+from flows.cli.console import fail as _fail
+from flows.cli.console import load_cli_params as _params
 
 logger = logging.getLogger(__name__)
-err = Console(stderr=True, soft_wrap=True)
 
 flows_app = typer.Typer(
     help="The retraining loop (Prefect): run once, serve on a schedule, or trigger from Label Studio webhooks.",
@@ -22,31 +24,6 @@ flows_app = typer.Typer(
 )
 
 DEPLOYMENT = "docclass-retrain"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _params_path(ctx: typer.Context) -> Path | None:
-    obj = ctx.find_root().obj if isinstance(ctx.find_root().obj, dict) else {}
-    path = obj.get("params_path")
-    if path is None:
-        from flows.settings import Settings
-
-        path = Settings().params
-    return Path(path) if path is not None else None
-
-
-def _params(ctx: typer.Context) -> dict[str, Any]:
-    from pipelines.params import ParamsError, load_params
-
-    try:
-        return load_params(_params_path(ctx))
-    except ParamsError as error:
-        _fail(str(error))
-        raise  # unreachable
 
 
 @flows_app.command("run")
@@ -63,7 +40,8 @@ def run(ctx: typer.Context) -> None:
 def serve(
     ctx: typer.Context,
     interval: Annotated[
-        int | None, typer.Option(help="seconds between scheduled runs (default: params loop.interval_seconds)")
+        int | None,
+        typer.Option(help="seconds between scheduled runs (default: params loop.interval_seconds)"),
     ] = None,
 ) -> None:
     """Serve the flow as a Prefect deployment on an interval schedule, one run at a time."""
@@ -71,7 +49,7 @@ def serve(
 
     params = _params(ctx)
     seconds = interval if interval is not None else int(params["loop"]["interval_seconds"])
-    path = _params_path(ctx)
+    path = params_path(ctx)
     err.print(f"serving deployment retrain/{DEPLOYMENT} every {seconds} s (concurrency limit 1)")
     retrain.serve(
         name=DEPLOYMENT,
@@ -133,7 +111,9 @@ def milestone_due(settings: Any, params: dict[str, Any]) -> bool:
 
     every, _ = loop_settings(params)
     state = settings.data_dir / "loop" / "trigger-pull-state.json"
-    labels = pull_labels(make_client(settings), settings.project_title, state, settings.originals_dir, None).labels
+    labels = pull_labels(
+        make_client(settings), settings.project_title, state, settings.originals_dir, None
+    ).labels
     registry, _ = open_registry_and_store(settings)
     return bool(milestones(len(labels), every, versioned_milestones(registry.versions())))
 
@@ -155,14 +135,16 @@ def trigger_webhook(
     params = _params(ctx)
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         _fail("no webhook secret: expected DOCCLASS_WEBHOOK_SECRET in the environment or .env")
-    path = _params_path(ctx)
+    path = params_path(ctx)
     trigger = MilestoneTrigger(
         lambda: milestone_due(settings, params),
         lambda: retrain(params_path=str(path) if path is not None else None),
     ).begin()
     bind, number = host or settings.webhook_host, port or settings.webhook_port
     err.print(f"webhook receiver on http://{bind}:{number}{PATH}: a crossed milestone starts a retrain run")
-    app = create_app(settings.events_file, settings.webhook_secret.get_secret_value(), on_event=trigger.on_event)
+    app = create_app(
+        settings.events_file, settings.webhook_secret.get_secret_value(), on_event=trigger.on_event
+    )
     try:
         uvicorn.run(app, host=bind, port=number, log_level="warning", access_log=False)
     finally:
@@ -182,7 +164,9 @@ def _corpus_files(corpus: Path) -> dict[str, list[Path]]:
     return {label: files for label, files in out.items() if files}
 
 
-def _import_with_truth(settings: Any, params: dict[str, Any], files: dict[str, list[Path]]) -> list[tuple[int, str]]:
+def _import_with_truth(
+    settings: Any, params: dict[str, Any], files: dict[str, list[Path]]
+) -> list[tuple[int, str]]:
     """Import the files (idempotent) and return the unlabelled tasks as (task id, true class), round robin by class."""
     import hashlib
 
@@ -204,7 +188,11 @@ def _import_with_truth(settings: Any, params: dict[str, Any], files: dict[str, l
         Limits.from_params(params["ingest"]),
         int(params["labeling"]["render_dpi"]),
     )
-    truth = {hashlib.sha256(path.read_bytes()).hexdigest(): label for label, group in files.items() for path in group}
+    truth = {
+        hashlib.sha256(path.read_bytes()).hexdigest(): label
+        for label, group in files.items()
+        for path in group
+    }
     by_class: dict[str, list[int]] = {label: [] for label in files}
     for task in sorted(export_tasks(client, project.project_id), key=lambda t: int(t["id"])):
         label = truth.get(str((task.get("data") or {}).get("sha256", "")))
@@ -258,7 +246,10 @@ def _classify(service_url: str, api_key: str | None, path: Path) -> dict[str, An
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     with path.open("rb") as handle:
         response = httpx.post(
-            service_url.rstrip("/") + "/classify", files={"file": (path.name, handle)}, headers=headers, timeout=60
+            service_url.rstrip("/") + "/classify",
+            files={"file": (path.name, handle)},
+            headers=headers,
+            timeout=60,
         )
     response.raise_for_status()
     return response.json()
@@ -272,8 +263,12 @@ def _answer_label(answer: dict[str, Any]) -> str:
 @flows_app.command("demo")
 def demo(
     ctx: typer.Context,
-    corpus: Annotated[Path | None, typer.Option(help="folder-per-class corpus (default: a generated one)")] = None,
-    service_url: Annotated[str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="folder-per-class corpus (default: a generated one)")
+    ] = None,
+    service_url: Annotated[
+        str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for each version")] = 600.0,
 ) -> None:
     """Annotate a corpus through the Label Studio API in batches of `loop.retrain_every` and watch the versions
@@ -302,7 +297,7 @@ def demo(
     tasks = _import_with_truth(settings, params, {k: v[:-1] if k in held else v for k, v in files.items()})
     err.print(f"{len(tasks)} documents to label from {corpus}; {len(held)} held back for the service")
     labelled = _labelled_count(settings)
-    path = _params_path(ctx)
+    path = params_path(ctx)
     while tasks:
         batch_size = every - labelled % every
         batch, tasks = tasks[:batch_size], tasks[batch_size:]
@@ -315,9 +310,13 @@ def demo(
         how = _start_run(path)
         version = _wait_version(settings, labelled, timeout)
         if version is None:
-            _fail(f"no version for {labelled} labels after {timeout:.0f} s: see the Prefect UI / flow server log")
+            _fail(
+                f"no version for {labelled} labels after {timeout:.0f} s: see the Prefect UI / flow server log"
+            )
         row = version.row()
-        typer.echo(json.dumps({**row, "milestone": labelled, "seconds": round(time.perf_counter() - started, 1)}))
+        typer.echo(
+            json.dumps({**row, "milestone": labelled, "seconds": round(time.perf_counter() - started, 1)})
+        )
         err.print(
             f"{labelled} labels -> version {row['version']} ({how}): accuracy {row['accuracy']:.3f}, "
             f"gate {row['gate']}, champion {'yes' if row['champion'] else 'no'}"
@@ -349,7 +348,9 @@ def _labelled_count(settings: Any) -> int:
 @flows_app.command("bench-loop")
 def bench_loop(
     ctx: typer.Context,
-    service_url: Annotated[str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")] = None,
+    service_url: Annotated[
+        str | None, typer.Option(help="classification service (default: DOCCLASS_SERVICE_URL)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 600.0,
     out: Annotated[Path | None, typer.Option(help="also write the result (JSON) here")] = None,
 ) -> None:
@@ -363,7 +364,13 @@ def bench_loop(
     every, _ = loop_settings(params)
     corpus = settings.data_dir / "bench-loop" / f"corpus-{int(time.time())}"
     per_class = -(-every // len(params["classes"])) + 1
-    generate_corpus(corpus, per_class=per_class, seed=int(time.time()) % 100000, scanned_share=0.0, classes=params["classes"])
+    generate_corpus(
+        corpus,
+        per_class=per_class,
+        seed=int(time.time()) % 100000,
+        scanned_share=0.0,
+        classes=params["classes"],
+    )
     files = _corpus_files(corpus)
     probe = next(iter(files.values()))[-1]
     tasks = _import_with_truth(settings, params, {k: v[:-1] for k, v in files.items()})
@@ -375,7 +382,7 @@ def bench_loop(
     milestone = labelled + needed
     _annotate(settings, tasks[needed - 1 : needed])
     started = time.perf_counter()  # the milestone's last label is in
-    how = _start_run(_params_path(ctx))
+    how = _start_run(params_path(ctx))
     version = _wait_version(settings, milestone, timeout)
     if version is None:
         _fail(f"no version for {milestone} labels within {timeout:.0f} s")
@@ -408,4 +415,6 @@ def bench_loop(
 
 def register(app: typer.Typer) -> None:
     """Add `docclass flows ...` to the main app."""
-    app.add_typer(flows_app, name="flows", help="The retraining loop: run, serve on a schedule, webhook trigger.")
+    app.add_typer(
+        flows_app, name="flows", help="The retraining loop: run, serve on a schedule, webhook trigger."
+    )

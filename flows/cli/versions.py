@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.console import err
-from flows.console import fail as _fail
-from flows.console import load_cli_params as _params
+from flows.cli.console import err
+from flows.cli.console import fail as _fail
+from flows.cli.console import load_cli_params as _params
 
 ROLLBACK = "rollback from "
 

@@ -1,8 +1,6 @@
-"""CLI for labeling: `docclass import PATH...` and `docclass labeling init|pull|preannotate|webhook`.
+"""`docclass import PATH...` and `docclass labeling init|pull|preannotate|webhook`.
 
-flows/cli.py registers them (``app.command("import")(import_documents)``, ``app.add_typer(labeling_app,
-name="labeling")``); ``python -m labeling.cli`` runs the same commands on their own. Results go to stdout (JSON
-lines for `pull`), progress and reports to stderr. The API token is never printed.
+Results go to stdout (JSON lines for `pull`), progress and reports to stderr. The API token is never printed.
 """
 
 from __future__ import annotations
@@ -12,14 +10,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-err = Console(stderr=True, soft_wrap=True)
+from flows.cli.console import err
+from flows.cli.console import fail as _fail
+from flows.cli.console import load_cli_params as _params
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,21 +28,6 @@ labeling_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _params(ctx: typer.Context) -> dict[str, Any]:
-    from pipelines.params import ParamsError, load_params
-
-    path = (ctx.obj or {}).get("params_path") if isinstance(ctx.obj, dict) else None
-    try:
-        return load_params(path)
-    except ParamsError as error:
-        _fail(str(error))
 
 
 def _render_dpi(params: dict[str, Any]) -> int:
@@ -249,29 +233,9 @@ def webhook(
     serve(settings.events_file, settings.webhook_secret.get_secret_value(), bind, number)
 
 
-def main_app() -> typer.Typer:
-    """A stand-alone app with the same registration flows/cli.py does (for `python -m labeling.cli`)."""
-    app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-    @app.callback()
-    def main(
-        ctx: typer.Context,
-        params: Annotated[Path | None, typer.Option(help="params.yaml to use")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
-    ) -> None:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose else logging.INFO,
-            format="%(message)s",
-            handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-        )
-        for noisy in ("httpx", "urllib3", "PIL"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        ctx.obj = {"params_path": params}
-
+def register(app: typer.Typer) -> None:
+    """Add `docclass import` and `docclass labeling ...` to the main app."""
     app.command("import")(import_documents)
-    app.add_typer(labeling_app, name="labeling")
-    return app
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main_app()()
+    app.add_typer(
+        labeling_app, name="labeling", help="Label Studio: project, label pull, pre-annotations, webhook."
+    )

@@ -377,7 +377,7 @@ def bench(
     draws: Annotated[int, typer.Option(help="seeded random draws per training size")] = 5,
 ) -> None:
     """Learning curve (5/10/15 documents per class) and extraction/prediction speed on a real corpus."""
-    from pipelines import bench as bench_module
+    from pipelines.bench import learning_curve as bench_module
 
     params = _params(ctx)
     if not corpus.is_dir():

@@ -136,7 +136,7 @@ def bench_split(
 ) -> None:
     """Split benchmark: bundles of held-out corpus documents; page accuracy, boundaries, documents recovered."""
     from flows.settings import Settings
-    from pipelines import bench_split as bench_module
+    from pipelines.bench import split as bench_module
     from pipelines.extract import ExtractionCache
 
     params = _params(ctx)

@@ -244,15 +244,6 @@ def test_real_smtp_send_is_captured_by_the_mail_catcher(tmp_path: Path):
     assert not list((tmp_path / "mail").glob(".*.tmp"))
 
 
-def test_mail_catcher_unstuffs_leading_dots(tmp_path: Path):
-    import smtplib
-
-    with MailCatcher(tmp_path / "mail", port=0) as catcher, smtplib.SMTP("127.0.0.1", catcher.port) as smtp:
-        smtp.sendmail("a@x", ["b@x"], "Subject: dots\r\n\r\n.leading dot\r\nplain\r\n")
-    (mail,) = read_mails(tmp_path / "mail")
-    assert mail.get_content().splitlines() == [".leading dot", "plain"]
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -39,24 +39,35 @@ class NotifyConfig:
             smtp_from=settings.smtp_from,
             smtp_to=tuple(addr.strip() for addr in settings.smtp_to.split(",") if addr.strip()),
             service_url=settings.service_url,
-            mlflow_ui_url=settings.mlflow_ui_url or (tracking if tracking.startswith(("http://", "https://")) else None),
+            mlflow_ui_url=settings.mlflow_ui_url
+            or (tracking if tracking.startswith(("http://", "https://")) else None),
             webhook_url=settings.notify_webhook_url,
         )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NotifyConfig:
-        """From a plain mapping (a flow parameter); ``smtp_to`` may be a list or a comma-separated string."""
-        to = data.get("smtp_to") or ()
+        """From a plain mapping (a flow parameter); ``smtp_to`` may be a list or a comma-separated string.
+
+        A missing ``smtp_*`` key takes the default declared in :class:`flows.settings.Settings` (the one place the
+        SMTP defaults are written); a missing link or timeout takes this class's default. An empty ``smtp_host``
+        disables e-mail.
+        """
+        from flows.settings import Settings
+
+        def given_or_setting(key: str) -> Any:
+            return data[key] if key in data else Settings.model_fields[key].default
+
+        to = given_or_setting("smtp_to") or ()
         recipients = tuple(a.strip() for a in (to.split(",") if isinstance(to, str) else to) if a.strip())
+        optional = {key: data[key] for key in ("service_url", "mlflow_ui_url", "webhook_url") if key in data}
+        if "timeout_s" in data:
+            optional["timeout_s"] = float(data["timeout_s"])
         return cls(
-            smtp_host=data.get("smtp_host") or None,
-            smtp_port=int(data.get("smtp_port") or 25),
-            smtp_from=str(data.get("smtp_from") or "docclass@localhost"),
+            smtp_host=given_or_setting("smtp_host") or None,
+            smtp_port=int(given_or_setting("smtp_port")),
+            smtp_from=str(given_or_setting("smtp_from")),
             smtp_to=recipients,
-            service_url=data.get("service_url"),
-            mlflow_ui_url=data.get("mlflow_ui_url"),
-            webhook_url=data.get("webhook_url"),
-            timeout_s=float(data.get("timeout_s") or 10.0),
+            **optional,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +131,8 @@ def body(summary: VersionSummary, config: NotifyConfig) -> str:
         f"Candidate:  {summary.candidate or '-'}",
         f"Accuracy:   {_figure(summary.accuracy)} (cross-validated)",
         f"Macro-F1:   {_figure(summary.macro_f1)}",
-        f"Gate:       {summary.gate}" + (": " + "; ".join(summary.gate_reasons) if summary.gate_reasons else ""),
+        f"Gate:       {summary.gate}"
+        + (": " + "; ".join(summary.gate_reasons) if summary.gate_reasons else ""),
         f"Champion:   {'yes, the service now answers with this version' if summary.promoted else 'no'}",
         "",
         "Per class:",
@@ -193,11 +205,15 @@ def notify(summary: VersionSummary, config: NotifyConfig) -> Delivery:
         import httpx
 
         try:
-            httpx.post(config.webhook_url, json=summary.payload(config), timeout=config.timeout_s).raise_for_status()
+            httpx.post(
+                config.webhook_url, json=summary.payload(config), timeout=config.timeout_s
+            ).raise_for_status()
             hook = "sent"
         except httpx.HTTPError as error:
             hook = f"failed: {type(error).__name__}: {error}"
-            logger.warning("webhook for version %s not delivered to %s: %s", summary.version, config.webhook_url, error)
+            logger.warning(
+                "webhook for version %s not delivered to %s: %s", summary.version, config.webhook_url, error
+            )
     return Delivery(email, hook)
 
 

@@ -229,6 +229,16 @@ def test_notify_config_from_dict_accepts_a_comma_separated_list():
     assert NotifyConfig.from_dict(parsed.to_dict()) == parsed
 
 
+def test_notify_config_from_dict_takes_missing_smtp_values_from_the_settings_defaults():
+    """One default per SMTP value, in Settings (the mail catcher's port): a flow parameter without them uses it."""
+    from flows.settings import Settings
+
+    parsed = NotifyConfig.from_dict({"smtp_to": "a@x"})
+    declared = {key: Settings.model_fields[key].default for key in ("smtp_host", "smtp_port", "smtp_from")}
+    assert {key: getattr(parsed, key) for key in declared} == declared
+    assert NotifyConfig.from_dict({"smtp_host": "", "smtp_to": "a@x"}).smtp_host is None
+
+
 def test_real_smtp_send_is_captured_by_the_mail_catcher(tmp_path: Path):
     with MailCatcher(tmp_path / "mail", port=0) as catcher:
         delivery = notify(summary(), config(catcher.port))

@@ -13,8 +13,7 @@ from pipelines.samples.canvas import BLACK, GREY, WHITE, Canvas, Color
 from pipelines.samples.fake import money, pick
 
 
-def irs_header(c: Canvas, form: str, sub: str, title: Sequence[str], right: Sequence[str],
-                y: float) -> float:
+def irs_header(c: Canvas, form: str, sub: str, title: Sequence[str], right: Sequence[str], y: float) -> float:
     """The three-cell header of IRS forms: form number | title | OMB number / year."""
     x0, x1 = c.mx, c.right
     left_w, right_w = 92 + float(c.rng.uniform(-6, 6)), 96 + float(c.rng.uniform(-6, 6))
@@ -41,11 +40,18 @@ def irs_header(c: Canvas, form: str, sub: str, title: Sequence[str], right: Sequ
     return y + h + 12
 
 
-
-
-def items_table(c: Canvas, y: float, items: Sequence[tuple[str, float, float]], *, header: Sequence[str],
-                 header_fill: Color | None, font: str = "helv", grid: bool = True, size: float = 8.5,
-                 row_h: float = 15.0) -> float:
+def items_table(
+    c: Canvas,
+    y: float,
+    items: Sequence[tuple[str, float, float]],
+    *,
+    header: Sequence[str],
+    header_fill: Color | None,
+    font: str = "helv",
+    grid: bool = True,
+    size: float = 8.5,
+    row_h: float = 15.0,
+) -> float:
     """Description | Qty | Unit price | Amount with optional grid; returns y below the table."""
     x0, x1 = c.mx, c.right
     qty_x = x0 + (x1 - x0) * float(c.rng.uniform(0.52, 0.6))
@@ -74,9 +80,16 @@ def items_table(c: Canvas, y: float, items: Sequence[tuple[str, float, float]], 
     return y
 
 
-def totals(c: Canvas, y: float, items: Sequence[tuple[str, float, float]], *, label_total: str,
-            font: str = "helv",
-            fill: Color | None = None, currency: str = "$") -> tuple[float, float]:
+def totals(
+    c: Canvas,
+    y: float,
+    items: Sequence[tuple[str, float, float]],
+    *,
+    label_total: str,
+    font: str = "helv",
+    fill: Color | None = None,
+    currency: str = "$",
+) -> tuple[float, float]:
     """Draw subtotal, sales tax, shipping and the total below an item table; return (y below, total)."""
     subtotal = sum(q * p for _, q, p in items)
     rate = float(pick(c.rng, (0.0, 0.05, 0.0625, 0.07, 0.0825, 0.1)))

@@ -46,8 +46,9 @@ def _char_width(font: str, char: str) -> float:
 class Canvas:
     """One page plus a pymupdf Shape (one content-stream commit per page keeps drawing fast), with jitter."""
 
-    def __init__(self, pdf: pymupdf.Document, rng: np.random.Generator, width: float = 612,
-                 height: float = 792):
+    def __init__(
+        self, pdf: pymupdf.Document, rng: np.random.Generator, width: float = 612, height: float = 792
+    ):
         self.page = pdf.new_page(width=width, height=height)
         self.shape = self.page.new_shape()
         self.rng = rng
@@ -67,8 +68,9 @@ class Canvas:
     def width(self, text: str, size: float = 9, font: str = "helv") -> float:
         return self.size(size) * sum(_char_width(font, ch) for ch in text)
 
-    def text(self, x: float, y: float, text: str, size: float = 9, font: str = "helv",
-             color: Color = BLACK) -> None:
+    def text(
+        self, x: float, y: float, text: str, size: float = 9, font: str = "helv", color: Color = BLACK
+    ) -> None:
         # Writes the same operators as Shape.insert_text, which re-scans the page's font resources on
         # every call and would make a form page several times slower.
         if not text:
@@ -79,25 +81,38 @@ class Canvas:
         code = text.encode("latin-1", errors="replace").hex()
         r, g, b = color
         origin = f"{x:.2f} {self.h - y:.2f}"
-        self.shape.text_cont += (f"\nq\nBT\n1 0 0 1 {origin} Tm\n/{font} {self.size(size):.2f} Tf "
-                                 f"{r:g} {g:g} {b:g} rg [<{code}>]TJ\nET\nQ\n")
+        self.shape.text_cont += (
+            f"\nq\nBT\n1 0 0 1 {origin} Tm\n/{font} {self.size(size):.2f} Tf "
+            f"{r:g} {g:g} {b:g} rg [<{code}>]TJ\nET\nQ\n"
+        )
 
-    def rtext(self, x: float, y: float, text: str, size: float = 9, font: str = "helv",
-              color: Color = BLACK) -> None:
+    def rtext(
+        self, x: float, y: float, text: str, size: float = 9, font: str = "helv", color: Color = BLACK
+    ) -> None:
         self.text(x - self.width(text, size, font), y, text, size, font, color)
 
-    def ctext(self, x: float, y: float, text: str, size: float = 9, font: str = "helv",
-              color: Color = BLACK) -> None:
+    def ctext(
+        self, x: float, y: float, text: str, size: float = 9, font: str = "helv", color: Color = BLACK
+    ) -> None:
         self.text(x - self.width(text, size, font) / 2, y, text, size, font, color)
 
-    def rect(self, x0: float, y0: float, x1: float, y1: float, *, width: float = 0.7,
-             color: Color | None = BLACK,
-             fill: Color | None = None) -> None:
+    def rect(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        *,
+        width: float = 0.7,
+        color: Color | None = BLACK,
+        fill: Color | None = None,
+    ) -> None:
         self.shape.draw_rect(pymupdf.Rect(x0, y0, x1, y1))
         self.shape.finish(color=color, fill=fill, width=width)
 
-    def line(self, x0: float, y0: float, x1: float, y1: float, width: float = 0.6,
-             color: Color = BLACK) -> None:
+    def line(
+        self, x0: float, y0: float, x1: float, y1: float, width: float = 0.6, color: Color = BLACK
+    ) -> None:
         self.shape.draw_line((x0, y0), (x1, y1))
         self.shape.finish(color=color, width=width)
 
@@ -107,8 +122,17 @@ class Canvas:
             self.line(x + 1.2, y - size + 1.2, x + size - 1.2, y - 1.2, width=0.9)
             self.line(x + 1.2, y - 1.2, x + size - 1.2, y - size + 1.2, width=0.9)
 
-    def para(self, x: float, y: float, width: float, text: str, size: float = 8, font: str = "helv",
-             leading: float = 1.25, color: Color = BLACK) -> float:
+    def para(
+        self,
+        x: float,
+        y: float,
+        width: float,
+        text: str,
+        size: float = 8,
+        font: str = "helv",
+        leading: float = 1.25,
+        color: Color = BLACK,
+    ) -> float:
         """Draw word-wrapped text starting at baseline y; return the baseline after the last line."""
         step = self.size(size) * leading
         space = self.width(" ", size, font)
@@ -127,8 +151,17 @@ class Canvas:
             y += step
         return y
 
-    def field(self, x0: float, y0: float, x1: float, y1: float, label: str, value: str = "",
-              value_font: str = "cour", value_size: float = 10) -> None:
+    def field(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        label: str,
+        value: str = "",
+        value_font: str = "cour",
+        value_size: float = 10,
+    ) -> None:
         """A boxed form field with a small caption and an optional filled-in value."""
         self.rect(x0, y0, x1, y1, width=0.5)
         room, full = x1 - x0 - 4, self.width(label, 6.2)
@@ -142,8 +175,6 @@ class Canvas:
 
     def commit(self) -> None:
         self.shape.commit()
-
-
 
 
 def pdf_bytes(pdf: pymupdf.Document) -> bytes:

@@ -20,8 +20,15 @@ def _document_rng(seed: int, class_index: int, doc_index: int) -> np.random.Gene
     return np.random.default_rng([seed, class_index, doc_index])
 
 
-def generate_corpus(out_dir: Path, *, per_class: int, seed: int, scanned_share: float = 0.3,
-                    classes: Sequence[str] = CLASSES, layout: str = "folders") -> list[dict]:
+def generate_corpus(
+    out_dir: Path,
+    *,
+    per_class: int,
+    seed: int,
+    scanned_share: float = 0.3,
+    classes: Sequence[str] = CLASSES,
+    layout: str = "folders",
+) -> list[dict]:
     """Write a labelled corpus of generated documents.
 
     Each document's randomness comes from ``(seed, index of its class in CLASSES, document index)``, so
@@ -73,10 +80,17 @@ def generate_corpus(out_dir: Path, *, per_class: int, seed: int, scanned_share: 
             data, spec = make_document(label, rng, kind=kind, fmt=fmt, rotation=rotation)
             path = folder / f"{label}_{index:03d}.{EXTENSIONS[fmt]}"
             path.write_bytes(data)
-            manifest.append({
-                "file": path.relative_to(out_dir).as_posix(), "label": label, "kind": kind, "fmt": fmt,
-                "n_pages": spec.n_pages, "rotation": rotation, "sha256": hashlib.sha256(data).hexdigest(),
-            })
+            manifest.append(
+                {
+                    "file": path.relative_to(out_dir).as_posix(),
+                    "label": label,
+                    "kind": kind,
+                    "fmt": fmt,
+                    "n_pages": spec.n_pages,
+                    "rotation": rotation,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
     if layout == "labels_csv":
         with (out_dir / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")

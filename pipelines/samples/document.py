@@ -35,7 +35,10 @@ class SampleSpec:
 
 
 BUILDERS: dict[str, Builder] = {
-    "w9": w9.build, "1040": form1040.build, "invoice": invoice.build, "payslip": payslip.build,
+    "w9": w9.build,
+    "1040": form1040.build,
+    "invoice": invoice.build,
+    "payslip": payslip.build,
     "other": other.build,
 }
 
@@ -53,8 +56,9 @@ def _check_args(label: str, kind: str, fmt: str, rotation: int) -> None:
         raise ValueError(f"rotation must be one of 0, 90, 180, 270 (degrees clockwise): got {rotation!r}")
 
 
-def make_document(label: str, rng: np.random.Generator, *, kind: str = "born-digital", fmt: str = "pdf",
-                  rotation: int = 0) -> tuple[bytes, SampleSpec]:
+def make_document(
+    label: str, rng: np.random.Generator, *, kind: str = "born-digital", fmt: str = "pdf", rotation: int = 0
+) -> tuple[bytes, SampleSpec]:
     """Generate one sample document.
 
     Args:
@@ -86,8 +90,14 @@ def make_document(label: str, rng: np.random.Generator, *, kind: str = "born-dig
         data = image_pdf([(encode(im, "jpeg", quality), im.width, im.height, SCAN_DPI) for im in images])
     elif fmt == "tiff":
         buffer = io.BytesIO()
-        images[0].save(buffer, format="TIFF", save_all=True, append_images=images[1:], compression="tiff_lzw",
-                       dpi=(SCAN_DPI, SCAN_DPI))
+        images[0].save(
+            buffer,
+            format="TIFF",
+            save_all=True,
+            append_images=images[1:],
+            compression="tiff_lzw",
+            dpi=(SCAN_DPI, SCAN_DPI),
+        )
         data = buffer.getvalue()
     else:
         data = encode(images[0], fmt, quality)

@@ -36,13 +36,18 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     issued = random_date(rng)
     due = issued + dt.timedelta(days=int(pick(rng, (15, 30, 30, 45, 60))))
     fmt = pick(rng, DATE_FORMATS)
-    number = pick(rng, (f"INV-{int(rng.integers(1000, 99999))}",
-                         f"{issued.year}-{int(rng.integers(1, 999)):04d}",
-                         f"{int(rng.integers(100000, 999999))}", f"A{int(rng.integers(10000, 99999))}"))
+    number = pick(
+        rng,
+        (
+            f"INV-{int(rng.integers(1000, 99999))}",
+            f"{issued.year}-{int(rng.integers(1, 999)):04d}",
+            f"{int(rng.integers(100000, 999999))}",
+            f"A{int(rng.integers(10000, 99999))}",
+        ),
+    )
     services = style == "freelance" or rng.random() < 0.35
     long_invoice = rng.random() < 0.12
-    items = line_items(rng, int(rng.integers(20, 32)) if long_invoice else int(rng.integers(2, 11)),
-                        services)
+    items = line_items(rng, int(rng.integers(20, 32)) if long_invoice else int(rng.integers(2, 11)), services)
     terms = pick(rng, TERMS)
     accent = pick(rng, ACCENTS)
     c = Canvas(pdf, rng)
@@ -84,8 +89,12 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.text(tx, y + 49, phone(rng), 8.5, font)
         c.rtext(x1, y + 24, "INVOICE", 26, bold, accent)
         y += 78
-    meta = [("Invoice No.", number), ("Invoice Date", issued.strftime(fmt)), ("Due Date", due.strftime(fmt)),
-            ("Terms", terms)]
+    meta = [
+        ("Invoice No.", number),
+        ("Invoice Date", issued.strftime(fmt)),
+        ("Due Date", due.strftime(fmt)),
+        ("Terms", terms),
+    ]
     if rng.random() < 0.5:
         meta.append(("PO Number", f"PO-{int(rng.integers(1000, 9999))}"))
     if rng.random() < 0.4:
@@ -96,17 +105,27 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.text(mx, my, f"{label}:", 8.5, bold)
         c.rtext(x1, my, value, 8.5, font)
         my += 12
-    by = party(c, x0, y, pick(rng, ("Bill To:", "BILL TO", "Billed To", "Customer")),
-                (client, cstreet, ccity), font)
+    by = party(
+        c, x0, y, pick(rng, ("Bill To:", "BILL TO", "Billed To", "Customer")), (client, cstreet, ccity), font
+    )
     if rng.random() < 0.4:
         party(c, x0 + 170, y, "Ship To:", (client, *address(rng)), font)
     y = max(by, my) + 14
-    header = (("Description", "Hours", "Rate", "Amount") if services and rng.random() < 0.6
-              else pick(rng, (("Description", "Qty", "Unit Price", "Amount"),
-                               ("Item", "Quantity", "Price", "Total"),
-                               ("DESCRIPTION", "QTY", "UNIT PRICE", "LINE TOTAL"))))
-    fill = {"band": accent, "classic": pick(rng, (LIGHT, accent, None)), "freelance": None,
-            "erp": None}[style]
+    header = (
+        ("Description", "Hours", "Rate", "Amount")
+        if services and rng.random() < 0.6
+        else pick(
+            rng,
+            (
+                ("Description", "Qty", "Unit Price", "Amount"),
+                ("Item", "Quantity", "Price", "Total"),
+                ("DESCRIPTION", "QTY", "UNIT PRICE", "LINE TOTAL"),
+            ),
+        )
+    )
+    fill = {"band": accent, "classic": pick(rng, (LIGHT, accent, None)), "freelance": None, "erp": None}[
+        style
+    ]
     limit = c.h - 200
     remaining = list(items)
     while True:
@@ -123,17 +142,21 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.rtext(x1, c.top + 10, "Page 2", 8, font)
         y = c.top + 30
     label_total = pick(rng, ("Total Due", "TOTAL", "Balance Due", "Amount Due"))
-    y, total = totals(c, y, items, label_total=label_total,
-                       font=font, fill=accent if style == "band" else None)
+    y, total = totals(
+        c, y, items, label_total=label_total, font=font, fill=accent if style == "band" else None
+    )
     y += 10
     notes = [f"Payment terms: {terms}. Please include invoice number {number} with your payment."]
     if rng.random() < 0.6:
         bank = pick(rng, BANKS)
-        notes.append(f"Bank transfer: {bank}, Routing No. {int(rng.integers(10**8, 10**9))}, "
-                     f"Account No. {int(rng.integers(10**9, 10**10))}.")
+        notes.append(
+            f"Bank transfer: {bank}, Routing No. {int(rng.integers(10**8, 10**9))}, "
+            f"Account No. {int(rng.integers(10**9, 10**10))}."
+        )
     if rng.random() < 0.5:
-        notes.append(f"Make checks payable to {issuer}. A late fee of 1.5% per month applies to overdue "
-                     "balances.")
+        notes.append(
+            f"Make checks payable to {issuer}. A late fee of 1.5% per month applies to overdue balances."
+        )
     contact = f"Questions about this invoice? Contact accounts@{issuer.split()[0].lower()}.com"
     notes.append(pick(rng, ("Thank you for your business!", "We appreciate your prompt payment.", contact)))
     c.text(x0, y, "Notes", 9, bold)

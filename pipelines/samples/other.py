@@ -40,11 +40,17 @@ def _w4(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     x0, x1 = c.mx, c.right
     year = int(pick(rng, (2023, 2024, 2025)))
     y = irs_header(
-        c, "W-4", "Department of the Treasury\nInternal Revenue Service",
-        ("Employee's Withholding", "Certificate",
-         "Complete Form W-4 so that your employer can withhold the correct federal income tax from your pay.",
-         "Give Form W-4 to your employer. Your withholding is subject to review by the IRS."),
-        ("OMB No. 1545-0074", str(year)), c.top,
+        c,
+        "W-4",
+        "Department of the Treasury\nInternal Revenue Service",
+        (
+            "Employee's Withholding",
+            "Certificate",
+            "Complete Form W-4 so that your employer can withhold the correct federal income tax from your pay.",
+            "Give Form W-4 to your employer. Your withholding is subject to review by the IRS.",
+        ),
+        ("OMB No. 1545-0074", str(year)),
+        c.top,
     )
     first, last = pick(rng, FIRST), pick(rng, LAST)
     street, city = address(rng)
@@ -58,34 +64,64 @@ def _w4(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     c.field(x1 - 120, y, x1, y + 22, "(b) Social security number", ssn(rng))
     c.field(fx, y + 22, x1 - 120, y + 44, "Address", street)
     c.field(fx, y + 44, x1 - 120, y + 66, "City or town, state, and ZIP code", city)
-    c.para(x1 - 116, y + 32, 112, "Does your name match the name on your social security card? If not, to "
-           "ensure you get credit for your earnings, contact SSA.", 6)
+    c.para(
+        x1 - 116,
+        y + 32,
+        112,
+        "Does your name match the name on your social security card? If not, to "
+        "ensure you get credit for your earnings, contact SSA.",
+        6,
+    )
     status = int(rng.integers(3))
-    for i, label in enumerate(("Single or Married filing separately", "Married filing jointly or Qualifying "
-                               "surviving spouse", "Head of household (Check only if you're unmarried and "
-                               "pay more than half the costs of keeping up a home.)")):
+    for i, label in enumerate(
+        (
+            "Single or Married filing separately",
+            "Married filing jointly or Qualifying surviving spouse",
+            "Head of household (Check only if you're unmarried and "
+            "pay more than half the costs of keeping up a home.)",
+        )
+    ):
         c.checkbox(fx + 4, y + 80 + i * 11, i == status)
         c.text(fx + 14, y + 79 + i * 11, label, 7)
     y += 124
-    c.para(x0, y, x1 - x0, "Complete Steps 2-4 ONLY if they apply to you; otherwise, skip to Step 5. See "
-           "page 2 for more information on each step, who can claim exemption from withholding, and when to "
-           "use the estimator at www.irs.gov/W4App.", 7.6, "hebo")
+    c.para(
+        x0,
+        y,
+        x1 - x0,
+        "Complete Steps 2-4 ONLY if they apply to you; otherwise, skip to Step 5. See "
+        "page 2 for more information on each step, who can claim exemption from withholding, and when to "
+        "use the estimator at www.irs.gov/W4App.",
+        7.6,
+        "hebo",
+    )
     y += 30
     steps = (
-        ("Step 2:", "Multiple Jobs or Spouse Works", "Complete this step if you (1) hold more than one job "
-         "at a time, or (2) are married filing jointly and your spouse also works. The correct amount of "
-         "withholding depends on income earned from all of these jobs. Do only one of the following: (a) Use "
-         "the estimator at www.irs.gov/W4App for the most accurate withholding for this step; (b) Use the "
-         "Multiple Jobs Worksheet on page 3; or (c) If there are only two jobs total, you may check this "
-         "box."),
-        ("Step 3:", "Claim Dependent and Other Credits", "If your total income will be $200,000 or less "
-         "($400,000 or less if married filing jointly): Multiply the number of qualifying children under age "
-         "17 by $2,000. Multiply the number of other dependents by $500. Add the amounts above for "
-         "qualifying children and other dependents."),
-        ("Step 4", "(optional): Other Adjustments", "(a) Other income (not from jobs). If you want tax "
-         "withheld for other income you expect this year that won't have withholding, enter the amount of "
-         "other income here. (b) Deductions. If you expect to claim deductions other than the standard "
-         "deduction. (c) Extra withholding. Enter any additional tax you want withheld each pay period."),
+        (
+            "Step 2:",
+            "Multiple Jobs or Spouse Works",
+            "Complete this step if you (1) hold more than one job "
+            "at a time, or (2) are married filing jointly and your spouse also works. The correct amount of "
+            "withholding depends on income earned from all of these jobs. Do only one of the following: (a) Use "
+            "the estimator at www.irs.gov/W4App for the most accurate withholding for this step; (b) Use the "
+            "Multiple Jobs Worksheet on page 3; or (c) If there are only two jobs total, you may check this "
+            "box.",
+        ),
+        (
+            "Step 3:",
+            "Claim Dependent and Other Credits",
+            "If your total income will be $200,000 or less "
+            "($400,000 or less if married filing jointly): Multiply the number of qualifying children under age "
+            "17 by $2,000. Multiply the number of other dependents by $500. Add the amounts above for "
+            "qualifying children and other dependents.",
+        ),
+        (
+            "Step 4",
+            "(optional): Other Adjustments",
+            "(a) Other income (not from jobs). If you want tax "
+            "withheld for other income you expect this year that won't have withholding, enter the amount of "
+            "other income here. (b) Deductions. If you expect to claim deductions other than the standard "
+            "deduction. (c) Extra withholding. Enter any additional tax you want withheld each pay period.",
+        ),
     )
     for head, title, body in steps:
         c.text(x0, y, head, 9, "hebo")
@@ -100,20 +136,37 @@ def _w4(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.line(x0, y - 8, x1, y - 8, 0.6)
     c.text(x0, y + 6, "Step 5:", 9, "hebo")
     c.text(x0, y + 16, "Sign Here", 9, "hebo")
-    c.para(fx, y + 2, x1 - fx, "Under penalties of perjury, I declare that this certificate, to the best of "
-           "my knowledge and belief, is true, correct, and complete.", 7.2)
-    c.field(fx, y + 18, x1 - 120, y + 40,
-            "Employee's signature (This form is not valid unless you sign it.)", "")
+    c.para(
+        fx,
+        y + 2,
+        x1 - fx,
+        "Under penalties of perjury, I declare that this certificate, to the best of "
+        "my knowledge and belief, is true, correct, and complete.",
+        7.2,
+    )
+    c.field(
+        fx, y + 18, x1 - 120, y + 40, "Employee's signature (This form is not valid unless you sign it.)", ""
+    )
     c.text(fx + 8, y + 37, f"{first} {last}", 12, "tiit")
-    c.field(x1 - 120, y + 18, x1, y + 40, "Date", random_date(rng, dt.date(year, 1, 1), 300).strftime("%m/%d/%Y"))
+    c.field(
+        x1 - 120, y + 18, x1, y + 40, "Date", random_date(rng, dt.date(year, 1, 1), 300).strftime("%m/%d/%Y")
+    )
     y += 54
     employer = company(rng)
     c.text(x0, y + 10, "Employers", 9, "hebo")
     c.text(x0, y + 20, "Only", 9, "hebo")
-    c.field(fx, y, x1 - 200, y + 24, "Employer's name and address", f"{employer}, {address(rng)[1]}",
-            value_size=8)
-    c.field(x1 - 200, y, x1 - 110, y + 24, "First date of employment",
-            random_date(rng, dt.date(year, 1, 1), 300).strftime("%m/%d/%Y"), value_size=8)
+    c.field(
+        fx, y, x1 - 200, y + 24, "Employer's name and address", f"{employer}, {address(rng)[1]}", value_size=8
+    )
+    c.field(
+        x1 - 200,
+        y,
+        x1 - 110,
+        y + 24,
+        "First date of employment",
+        random_date(rng, dt.date(year, 1, 1), 300).strftime("%m/%d/%Y"),
+        value_size=8,
+    )
     c.field(x1 - 110, y, x1, y + 24, "Employer identification number (EIN)", ein(rng), value_size=8)
     c.text(x0, c.h - 24, "For Privacy Act and Paperwork Reduction Act Notice, see page 3.", 6.5, "hebo")
     c.text(x0 + 300, c.h - 24, "Cat. No. 10220Q", 6.5)
@@ -134,8 +187,15 @@ def _f1099nec(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     c.text(x0, c.top, pick(rng, ("CORRECTED (if checked)", "VOID  CORRECTED", "")), 8)
     mid = x0 + (x1 - x0) * 0.5
     right = x1 - 120
-    c.field(x0, y, mid, y + 70, "PAYER'S name, street address, city or town, state or province, country, ZIP "
-            "or foreign postal code, and telephone no.", "")
+    c.field(
+        x0,
+        y,
+        mid,
+        y + 70,
+        "PAYER'S name, street address, city or town, state or province, country, ZIP "
+        "or foreign postal code, and telephone no.",
+        "",
+    )
     for i, line in enumerate((payer, pstreet, pcity, phone(rng))):
         c.text(x0 + 4, y + 26 + i * 11, line, 9, "cour")
     c.rect(mid, y, right, y + 70, width=0.5)
@@ -152,22 +212,36 @@ def _f1099nec(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     c.rect(right, y, x1, y + 96, width=0.5)
     c.text(right + 6, y + 14, "Copy B", 11, "hebo")
     c.text(right + 6, y + 26, "For Recipient", 8, "hebo")
-    c.para(right + 6, y + 38, 108, "This is important tax information and is being furnished to the IRS. If "
-           "you are required to file a return, a negligence penalty or other sanction may be imposed on you "
-           "if this income is taxable and the IRS determines that it has not been reported.", 5.8)
+    c.para(
+        right + 6,
+        y + 38,
+        108,
+        "This is important tax information and is being furnished to the IRS. If "
+        "you are required to file a return, a negligence penalty or other sanction may be imposed on you "
+        "if this income is taxable and the IRS determines that it has not been reported.",
+        5.8,
+    )
     y += 24
     c.field(x0, y, mid, y + 24, "RECIPIENT'S name", recipient)
-    c.field(mid, y, right, y + 24, "2 Payer made direct sales totaling $5,000 or more of consumer products "
-            "to recipient for resale", "")
+    c.field(
+        mid,
+        y,
+        right,
+        y + 24,
+        "2 Payer made direct sales totaling $5,000 or more of consumer products to recipient for resale",
+        "",
+    )
     y += 24
     c.field(x0, y, mid, y + 24, "Street address (including apt. no.)", rstreet)
     c.field(mid, y, right, y + 24, "3", "")
     y += 24
     withheld = round(comp * float(rng.uniform(0, 0.1)), 2) if rng.random() < 0.3 else 0.0
-    c.field(x0, y, mid, y + 24, "City or town, state or province, country, and ZIP or foreign postal code",
-            rcity)
-    c.field(mid, y, right, y + 24, "4 Federal income tax withheld",
-            f"$ {money(withheld)}" if withheld else "$")
+    c.field(
+        x0, y, mid, y + 24, "City or town, state or province, country, and ZIP or foreign postal code", rcity
+    )
+    c.field(
+        mid, y, right, y + 24, "4 Federal income tax withheld", f"$ {money(withheld)}" if withheld else "$"
+    )
     y += 24
     c.field(x0, y, mid, y + 24, "Account number (see instructions)", "")
     third = (x1 - mid) / 3
@@ -200,8 +274,10 @@ def _f1099nec(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
 
 
 def _receipt(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
-    items = [(name, round(float(rng.uniform(lo, hi)), 2), int(rng.integers(1, 4)))
-             for name, lo, hi in (pick(rng, STORE_ITEMS) for _ in range(int(rng.integers(3, 14))))]
+    items = [
+        (name, round(float(rng.uniform(lo, hi)), 2), int(rng.integers(1, 4)))
+        for name, lo, hi in (pick(rng, STORE_ITEMS) for _ in range(int(rng.integers(3, 14))))
+    ]
     height = 330 + 12 * len(items)
     c = Canvas(pdf, rng, width=float(rng.uniform(210, 240)), height=height)
     c.mx = float(rng.uniform(10, 16))
@@ -217,9 +293,13 @@ def _receipt(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.ctext(mid, y, line, 7.5, "cour")
     when = random_date(rng)
     y += 18
-    c.text(x0, y, f"{when.strftime('%m/%d/%Y')} {int(rng.integers(7, 22)):02d}:{int(rng.integers(60)):02d}",
-           7.5,
-           "cour")
+    c.text(
+        x0,
+        y,
+        f"{when.strftime('%m/%d/%Y')} {int(rng.integers(7, 22)):02d}:{int(rng.integers(60)):02d}",
+        7.5,
+        "cour",
+    )
     c.rtext(x1, y, f"STORE {int(rng.integers(100, 999))} REG {int(rng.integers(1, 12))}", 7.5, "cour")
     y += 10
     c.text(x0, y, f"CASHIER: {pick(rng, FIRST).upper()}", 7.5, "cour")
@@ -256,49 +336,76 @@ def _receipt(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y += 22
     c.ctext(mid, y, f"ITEMS SOLD {sum(q for _, _, q in items)}", 7.5, "cour")
     y += 14
-    c.ctext(mid, y, pick(rng, ("THANK YOU FOR SHOPPING WITH US!", "THANK YOU! PLEASE COME AGAIN",
-                                "SAVE THIS RECEIPT FOR RETURNS")), 7.5, "cobo")
+    c.ctext(
+        mid,
+        y,
+        pick(
+            rng,
+            (
+                "THANK YOU FOR SHOPPING WITH US!",
+                "THANK YOU! PLEASE COME AGAIN",
+                "SAVE THIS RECEIPT FOR RETURNS",
+            ),
+        ),
+        7.5,
+        "cobo",
+    )
     y += 11
     c.ctext(mid, y, "RETURNS WITHIN 30 DAYS WITH RECEIPT", 6.5, "cour")
     c.commit()
 
 
 LETTER_TOPICS = (
-    ("Vendor onboarding", (
-        "Thank you for agreeing to provide services to {company}. As part of our vendor onboarding process, "
-        "we need a few documents before we can issue payments.",
-        "Please complete, sign and return the enclosed Form W-9 so that we have your correct taxpayer "
-        "identification number on file. Without it we may be required to apply backup withholding.",
-        "Once we receive the form, your account will be activated in our payables system and invoices can be "
-        "submitted through the supplier portal.",
-    )),
-    ("Payment reminder", (
-        "Our records indicate that invoice {number} dated {date} remains unpaid. We understand that "
-        "oversights happen and would appreciate your attention to this matter.",
-        "If payment has already been sent, please disregard this letter. Otherwise, kindly remit the "
-        "outstanding balance of {amount} within ten business days.",
-        "Should you have any questions regarding this account, please contact our billing department.",
-    )),
-    ("Employment verification", (
-        "This letter confirms that {person} has been employed by {company} since {date} as a full-time "
-        "employee.",
-        "{person} currently holds the position of {job} with an annual base salary of {amount}. Pay stubs "
-        "are available on request through our human resources office.",
-        "This information is provided at the request of the employee and is confidential.",
-    )),
-    ("Your tax documents", (
-        "Enclosed please find the documents we prepared for your {year} federal and state income tax "
-        "returns.",
-        "Please review the returns carefully, sign where indicated and keep a copy for your records. Your "
-        "Form 1040 will be filed electronically once we receive the signed authorization.",
-        "We appreciate the opportunity to serve you and look forward to working with you again next year.",
-    )),
-    ("Office relocation", (
-        "We are pleased to announce that {company} will move to a new office on {date}.",
-        "Our phone numbers and email addresses will remain the same. Please update your records with our new "
-        "mailing address shown above for all future correspondence.",
-        "We look forward to welcoming you at our new location.",
-    )),
+    (
+        "Vendor onboarding",
+        (
+            "Thank you for agreeing to provide services to {company}. As part of our vendor onboarding process, "
+            "we need a few documents before we can issue payments.",
+            "Please complete, sign and return the enclosed Form W-9 so that we have your correct taxpayer "
+            "identification number on file. Without it we may be required to apply backup withholding.",
+            "Once we receive the form, your account will be activated in our payables system and invoices can be "
+            "submitted through the supplier portal.",
+        ),
+    ),
+    (
+        "Payment reminder",
+        (
+            "Our records indicate that invoice {number} dated {date} remains unpaid. We understand that "
+            "oversights happen and would appreciate your attention to this matter.",
+            "If payment has already been sent, please disregard this letter. Otherwise, kindly remit the "
+            "outstanding balance of {amount} within ten business days.",
+            "Should you have any questions regarding this account, please contact our billing department.",
+        ),
+    ),
+    (
+        "Employment verification",
+        (
+            "This letter confirms that {person} has been employed by {company} since {date} as a full-time "
+            "employee.",
+            "{person} currently holds the position of {job} with an annual base salary of {amount}. Pay stubs "
+            "are available on request through our human resources office.",
+            "This information is provided at the request of the employee and is confidential.",
+        ),
+    ),
+    (
+        "Your tax documents",
+        (
+            "Enclosed please find the documents we prepared for your {year} federal and state income tax "
+            "returns.",
+            "Please review the returns carefully, sign where indicated and keep a copy for your records. Your "
+            "Form 1040 will be filed electronically once we receive the signed authorization.",
+            "We appreciate the opportunity to serve you and look forward to working with you again next year.",
+        ),
+    ),
+    (
+        "Office relocation",
+        (
+            "We are pleased to announce that {company} will move to a new office on {date}.",
+            "Our phone numbers and email addresses will remain the same. Please update your records with our new "
+            "mailing address shown above for all future correspondence.",
+            "We look forward to welcoming you at our new location.",
+        ),
+    ),
 )
 
 
@@ -330,10 +437,15 @@ def _letter(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     last = recipient.split()[-1]
     c.text(x0, y, f"Dear {pick(rng, ('Mr.', 'Ms.', 'Dr.'))} {last},", 10, font)
     y += 22
-    values = {"company": sender, "number": f"INV-{int(rng.integers(1000, 99999))}",
-              "date": random_date(rng).strftime("%B %d, %Y"),
-              "amount": money(float(rng.uniform(300, 90000)), True),
-              "person": recipient, "job": pick(rng, JOBS).lower(), "year": when.year - 1}
+    values = {
+        "company": sender,
+        "number": f"INV-{int(rng.integers(1000, 99999))}",
+        "date": random_date(rng).strftime("%B %d, %Y"),
+        "amount": money(float(rng.uniform(300, 90000)), True),
+        "person": recipient,
+        "job": pick(rng, JOBS).lower(),
+        "year": when.year - 1,
+    }
     for paragraph in paragraphs:
         y = c.para(x0, y, x1 - x0, paragraph.format(**values), 10, font, 1.35) + 10
     y += 10
@@ -341,9 +453,13 @@ def _letter(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     signer = person(rng)
     c.text(x0, y + 28, signer, 14, "tiit")
     c.text(x0, y + 46, signer, 10, font)
-    c.text(x0, y + 59, pick(rng, ("Accounts Payable", "Office Manager", "Human Resources", "Partner",
-                                   "Director")),
-           10, font)
+    c.text(
+        x0,
+        y + 59,
+        pick(rng, ("Accounts Payable", "Office Manager", "Human Resources", "Partner", "Director")),
+        10,
+        font,
+    )
     if rng.random() < 0.4:
         c.text(x0, y + 86, "Enclosure", 9, font)
     c.commit()
@@ -356,10 +472,20 @@ def _bank_statement(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     end = random_date(rng)
     start = end - dt.timedelta(days=29)
     opening = round(float(rng.uniform(300, 25000)), 2)
-    merchants = ("POS PURCHASE GROCERY", "ACH DEBIT UTILITY CO", "CHECK #", "ATM WITHDRAWAL",
-                 "ONLINE TRANSFER TO SAV", "DIRECT DEPOSIT PAYROLL", "CARD PURCHASE GAS STATION",
-                 "ACH CREDIT REFUND", "MORTGAGE PAYMENT",
-                 "CARD PURCHASE RESTAURANT", "MOBILE DEPOSIT", "INSURANCE PREMIUM")
+    merchants = (
+        "POS PURCHASE GROCERY",
+        "ACH DEBIT UTILITY CO",
+        "CHECK #",
+        "ATM WITHDRAWAL",
+        "ONLINE TRANSFER TO SAV",
+        "DIRECT DEPOSIT PAYROLL",
+        "CARD PURCHASE GAS STATION",
+        "ACH CREDIT REFUND",
+        "MORTGAGE PAYMENT",
+        "CARD PURCHASE RESTAURANT",
+        "MOBILE DEPOSIT",
+        "INSURANCE PREMIUM",
+    )
     tx = []
     for k in range(int(rng.integers(24, 46))):
         desc = pick(rng, merchants)
@@ -392,10 +518,12 @@ def _bank_statement(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     c.rect(x0, y, x1, y + 16, fill=accent, color=None)
     c.text(x0 + 6, y + 11, "Account Summary", 9, "hebo", WHITE)
     y += 30
-    for label, value in (("Beginning balance on " + start.strftime("%m/%d"), opening),
-                         ("Deposits and other credits", deposits),
-                         ("Withdrawals and other debits", -withdrawals),
-                         ("Ending balance on " + end.strftime("%m/%d"), opening + deposits - withdrawals)):
+    for label, value in (
+        ("Beginning balance on " + start.strftime("%m/%d"), opening),
+        ("Deposits and other credits", deposits),
+        ("Withdrawals and other debits", -withdrawals),
+        ("Ending balance on " + end.strftime("%m/%d"), opening + deposits - withdrawals),
+    ):
         c.text(x0 + 6, y, label, 8.5)
         c.rtext(x0 + 330, y, money(value, True), 8.5)
         y += 12
@@ -403,10 +531,13 @@ def _bank_statement(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
 
     def table_header(cv: Canvas, yy: float) -> float:
         cv.rect(cv.mx, yy, cv.right, yy + 16, fill=LIGHT, color=None)
-        for label, xx, right_aligned in (("Date", cv.mx + 4, False), ("Description", cv.mx + 60, False),
-                                         ("Withdrawals", cv.right - 160, True),
-                                         ("Deposits", cv.right - 85, True),
-                                         ("Balance", cv.right - 4, True)):
+        for label, xx, right_aligned in (
+            ("Date", cv.mx + 4, False),
+            ("Description", cv.mx + 60, False),
+            ("Withdrawals", cv.right - 160, True),
+            ("Deposits", cv.right - 85, True),
+            ("Balance", cv.right - 4, True),
+        ):
             (cv.rtext if right_aligned else cv.text)(xx, yy + 11, label, 8, "hebo")
         return yy + 28
 
@@ -469,11 +600,14 @@ def _purchase_order(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y += 64
     ordered = random_date(rng)
     fmt = pick(rng, DATE_FORMATS)
-    for i, (label, value) in enumerate((("PO Number", f"PO-{int(rng.integers(10000, 99999))}"),
-                                        ("Order Date", ordered.strftime(fmt)),
-                                        ("Requested Delivery",
-                                         (ordered + dt.timedelta(days=14)).strftime(fmt)),
-                                        ("Buyer", person(rng)))):
+    for i, (label, value) in enumerate(
+        (
+            ("PO Number", f"PO-{int(rng.integers(10000, 99999))}"),
+            ("Order Date", ordered.strftime(fmt)),
+            ("Requested Delivery", (ordered + dt.timedelta(days=14)).strftime(fmt)),
+            ("Buyer", person(rng)),
+        )
+    ):
         c.text(x1 - 190, y + i * 12, f"{label}:", 8.5, "hebo")
         c.rtext(x1, y + i * 12, value, 8.5)
     party(c, x0, y, "Vendor:", (vendor, *address(rng)))
@@ -483,9 +617,12 @@ def _purchase_order(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y = items_table(c, y, items, header=("Item Description", "Qty", "Unit Cost", "Total"), header_fill=LIGHT)
     y, _ = totals(c, y, items, label_total="PO Total")
     y += 12
-    for note in ("Please reference the PO number on all invoices, packing slips and correspondence.",
-                 "Goods are subject to inspection upon delivery. Notify the buyer immediately if you are "
-                 "unable to ship as specified.", "Authorized by: " + person(rng)):
+    for note in (
+        "Please reference the PO number on all invoices, packing slips and correspondence.",
+        "Goods are subject to inspection upon delivery. Notify the buyer immediately if you are "
+        "unable to ship as specified.",
+        "Authorized by: " + person(rng),
+    ):
         y = c.para(x0, y, x1 - x0, note, 8) + 3
     c.commit()
 
@@ -499,16 +636,24 @@ def _meeting_notes(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y += 22
     when = random_date(rng)
     people = sorted({person(rng) for _ in range(int(rng.integers(3, 7)))})
-    for label, value in (("Date", when.strftime("%A, %B %d, %Y")),
-                         ("Time", f"{int(rng.integers(8, 16))}:00 - {int(rng.integers(16, 18))}:00"),
-                         ("Location", pick(rng, ("Conference Room B", "Zoom", "Main office", "Teams call"))),
-                         ("Attendees", ", ".join(people))):
+    for label, value in (
+        ("Date", when.strftime("%A, %B %d, %Y")),
+        ("Time", f"{int(rng.integers(8, 16))}:00 - {int(rng.integers(16, 18))}:00"),
+        ("Location", pick(rng, ("Conference Room B", "Zoom", "Main office", "Teams call"))),
+        ("Attendees", ", ".join(people)),
+    ):
         c.text(x0, y, f"{label}:", 9.5, "hebo")
         y = c.para(x0 + 70, y, x1 - x0 - 70, value, 9.5)
-    topics = ("Review of last quarter's budget and variances", "Vendor contract renewals due next month",
-              "Update on the new expense reporting tool", "Hiring plan for the second half of the year",
-              "Customer feedback from the spring survey", "Office supply ordering process",
-              "Timeline for the year-end close", "Security awareness training completion")
+    topics = (
+        "Review of last quarter's budget and variances",
+        "Vendor contract renewals due next month",
+        "Update on the new expense reporting tool",
+        "Hiring plan for the second half of the year",
+        "Customer feedback from the spring survey",
+        "Office supply ordering process",
+        "Timeline for the year-end close",
+        "Security awareness training completion",
+    )
     chosen = [topics[i] for i in rng.permutation(len(topics))[: int(rng.integers(3, 6))]]
     y += 12
     c.text(x0, y, "Agenda", 12, "hebo")
@@ -519,10 +664,12 @@ def _meeting_notes(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y += 10
     c.text(x0, y, "Discussion", 12, "hebo")
     y += 15
-    remarks = ("The team agreed to revisit this item at the next meeting once more data is available.",
-               "Concerns were raised about the timeline; a revised plan will be circulated by email.",
-               "No objections were raised and the proposal was approved.",
-               "Several options were compared and the group preferred the lower-cost alternative.")
+    remarks = (
+        "The team agreed to revisit this item at the next meeting once more data is available.",
+        "Concerns were raised about the timeline; a revised plan will be circulated by email.",
+        "No objections were raised and the proposal was approved.",
+        "Several options were compared and the group preferred the lower-cost alternative.",
+    )
     for topic in chosen:
         y = c.para(x0 + 8, y, x1 - x0 - 8, f"{topic}: {pick(rng, remarks)}", 9.5) + 4
     y += 8
@@ -538,8 +685,13 @@ def _meeting_notes(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
 
 
 OTHER_BUILDERS: tuple[tuple[Builder, float], ...] = (
-    (_w4, 0.17), (_f1099nec, 0.17), (_receipt, 0.13), (_letter, 0.16), (_bank_statement, 0.13),
-    (_purchase_order, 0.12), (_meeting_notes, 0.12),
+    (_w4, 0.17),
+    (_f1099nec, 0.17),
+    (_receipt, 0.13),
+    (_letter, 0.16),
+    (_bank_statement, 0.13),
+    (_purchase_order, 0.12),
+    (_meeting_notes, 0.12),
 )
 
 

@@ -12,8 +12,13 @@ from pipelines.samples.blocks import party
 from pipelines.samples.canvas import ACCENTS, GREY, LIGHT, WHITE, Canvas
 from pipelines.samples.fake import BANKS, CITIES, address, company, money, person, pick, random_date, ssn
 
-EARNINGS = (("Regular", 1.0), ("Overtime", 1.5), ("Holiday", 1.0), ("Vacation", 1.0),
-            ("Shift Differential", 0.1))
+EARNINGS = (
+    ("Regular", 1.0),
+    ("Overtime", 1.5),
+    ("Holiday", 1.0),
+    ("Vacation", 1.0),
+    ("Shift Differential", 0.1),
+)
 
 
 def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
@@ -39,14 +44,21 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     if rng.random() < 0.15:
         earnings.append(("Bonus", 0.0, 0.0, round(float(rng.uniform(200, 2500)), 2)))
     gross = sum(e[3] for e in earnings)
-    deductions = [("Federal Income Tax", gross * float(rng.uniform(0.08, 0.16))),
-                  ("Social Security", gross * 0.062),
-                  ("Medicare", gross * 0.0145)]
+    deductions = [
+        ("Federal Income Tax", gross * float(rng.uniform(0.08, 0.16))),
+        ("Social Security", gross * 0.062),
+        ("Medicare", gross * 0.0145),
+    ]
     if rng.random() < 0.75:
         state_tax = gross * float(rng.uniform(0.02, 0.06))
         deductions.append((f"{pick(rng, CITIES)[1]} State Income Tax", state_tax))
-    for name, lo, hi in (("401(k)", 0.03, 0.08), ("Medical", 0.02, 0.05), ("Dental", 0.003, 0.01),
-                         ("Vision", 0.001, 0.004), ("Life Insurance", 0.001, 0.003)):
+    for name, lo, hi in (
+        ("401(k)", 0.03, 0.08),
+        ("Medical", 0.02, 0.05),
+        ("Dental", 0.003, 0.01),
+        ("Vision", 0.001, 0.004),
+        ("Life Insurance", 0.001, 0.003),
+    ):
         if rng.random() < 0.5:
             deductions.append((name, gross * float(rng.uniform(lo, hi))))
     total_ded = sum(d[1] for d in deductions)
@@ -56,9 +68,14 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y = c.top
     font = "cour" if style == "mono" else "helv"
     bold = "cobo" if style == "mono" else "hebo"
-    title = pick(rng, {"statement": ("Earnings Statement", "EARNINGS STATEMENT", "Statement of Earnings"),
-                        "stub": ("PAY STUB", "Payslip", "Employee Pay Stub", "Pay Statement"),
-                        "mono": ("EMPLOYEE EARNINGS STATEMENT", "PAYROLL EARNINGS STATEMENT")}[style])
+    title = pick(
+        rng,
+        {
+            "statement": ("Earnings Statement", "EARNINGS STATEMENT", "Statement of Earnings"),
+            "stub": ("PAY STUB", "Payslip", "Employee Pay Stub", "Pay Statement"),
+            "mono": ("EMPLOYEE EARNINGS STATEMENT", "PAYROLL EARNINGS STATEMENT"),
+        }[style],
+    )
     accent = pick(rng, ACCENTS)
     if style == "stub":
         c.rect(x0, y, x1, y + 40, fill=accent, color=None)
@@ -72,9 +89,14 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
         c.text(x0, y + 35, city, 8.5, font)
         c.rtext(x1, y + 12, title, 14, bold)
         y += 50
-    info = [("Employee", employee), ("Employee ID", f"{int(rng.integers(10000, 99999))}"),
-            ("SSN", ssn(rng, masked=True)), ("Pay Period", f"{start.strftime(fmt)} - {end.strftime(fmt)}"),
-            ("Pay Date", paid.strftime(fmt)), ("Pay Frequency", frequency)]
+    info = [
+        ("Employee", employee),
+        ("Employee ID", f"{int(rng.integers(10000, 99999))}"),
+        ("SSN", ssn(rng, masked=True)),
+        ("Pay Period", f"{start.strftime(fmt)} - {end.strftime(fmt)}"),
+        ("Pay Date", paid.strftime(fmt)),
+        ("Pay Frequency", frequency),
+    ]
     if rng.random() < 0.5:
         department = pick(rng, ("Operations", "Sales", "Engineering", "Finance", "Warehouse"))
         info.append(("Department", department))
@@ -99,11 +121,11 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     table_w = x1 - x0
     split = style == "stub" or rng.random() < 0.4
     ex1 = x0 + table_w * (0.56 if split else 1.0) - (6 if split else 0)
-    cols = ((ex1 - 205, ex1 - 150, ex1 - 60, ex1 - 2) if split
-            else (ex1 - 260, ex1 - 200, ex1 - 100, ex1 - 2))
+    cols = (ex1 - 205, ex1 - 150, ex1 - 60, ex1 - 2) if split else (ex1 - 260, ex1 - 200, ex1 - 100, ex1 - 2)
     c.rect(x0, y, ex1, y + 14, fill=LIGHT, color=None)
-    for label, cx in zip(("Earnings", "Rate", "Hours", "This Period", "Year to Date"), (x0, *cols),
-                         strict=True):
+    for label, cx in zip(
+        ("Earnings", "Rate", "Hours", "This Period", "Year to Date"), (x0, *cols), strict=True
+    ):
         if cx == x0:
             c.text(cx + 3, y + 10, label, 8, bold)
         else:
@@ -159,9 +181,13 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     if rng.random() < 0.5:
         c.text(x0, y, "Net Pay Distribution", 8.5, bold)
         y += 12
-        c.text(x0, y,
-               f"Direct Deposit - {pick(rng, BANKS)}  Checking  XXXXXX{int(rng.integers(1000, 9999))}",
-               8, font)
+        c.text(
+            x0,
+            y,
+            f"Direct Deposit - {pick(rng, BANKS)}  Checking  XXXXXX{int(rng.integers(1000, 9999))}",
+            8,
+            font,
+        )
         c.rtext(x0 + 380, y, money(net, True), 8, font)
         y += 20
     if rng.random() < 0.5 and y < c.h - 170:

@@ -39,15 +39,18 @@ def scan_page(page: pymupdf.Page, rng: np.random.Generator, rotation: int) -> Im
     for _ in range(int(rng.integers(5, 40))):
         y, x = int(rng.integers(h - 3)), int(rng.integers(w - 3))
         s = int(rng.integers(1, 4))
-        pixels[y:y + s, x:x + s] = float(rng.uniform(0, 90))
+        pixels[y : y + s, x : x + s] = float(rng.uniform(0, 90))
     if rng.random() < 0.3:
         edge = int(rng.integers(4, 20))
         pixels[:, :edge] *= 0.55
     out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
     if rotation:
         # PIL rotates counter-clockwise; rotation is clockwise.
-        out = out.transpose({90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
-                             270: Image.Transpose.ROTATE_90}[rotation])
+        out = out.transpose(
+            {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}[
+                rotation
+            ]
+        )
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +76,22 @@ def first_n_labels(records: Iterable[LabelRecord], n: int) -> dict[int, LabelRec
     if len(ordered) < n:
         raise ValueError(f"milestone of {n} labels needs {n} labelled documents: found {len(ordered)}")
     return {record.task_id: record for record in ordered[:n]}
+
+
+def usable_labels(
+    labels: Mapping[int, LabelRecord], originals_dir: Path, warn: Callable[[str], Any] = logger.warning
+) -> dict[int, LabelRecord]:
+    """The labels whose task names a document docclass kept (others cannot be in a snapshot).
+
+    Each task left out is reported through ``warn`` with the reason: no original kept, or a ``data.sha256`` that
+    is not a document digest (a crafted task must not pull a file from outside the originals folder).
+    """
+    from labeling.pull import locate_originals
+
+    found, left_out = locate_originals(labels, originals_dir)
+    for line in left_out:
+        warn(f"labelled {line}: left out")
+    return {task_id: labels[task_id] for task_id in found}
 
 
 def versioned_milestones(versions: Iterable[Any]) -> list[int]:
@@ -145,17 +161,12 @@ _RETRY = {
 
 @task(name="pull labels", **_RETRY)
 def pull_task(settings: Settings, state_file: Path) -> dict[int, LabelRecord]:
-    """Every current label whose document docclass imported (others cannot be in a snapshot)."""
+    """Every current label that can be in a snapshot (see :func:`usable_labels`)."""
     from labeling.project import make_client
-    from labeling.pull import find_original, pull_labels
+    from labeling.pull import pull_labels
 
     result = pull_labels(make_client(settings), settings.project_title, state_file, settings.originals_dir, None)
-    usable = {k: r for k, r in result.labels.items() if find_original(settings.originals_dir, r.sha256)}
-    if len(usable) < len(result.labels):
-        get_run_logger().warning(
-            "%d labelled task(s) have no document imported by docclass: left out", len(result.labels) - len(usable)
-        )
-    return usable
+    return usable_labels(result.labels, settings.originals_dir, get_run_logger().warning)
 
 
 @task(name="versioned milestones", **_RETRY)
@@ -201,15 +212,18 @@ def preannotate_from_champion(
     """Pre-annotations of the unlabelled tasks from the champion (None without a champion)."""
     from labeling.preannotate import model_predictor, preannotate
     from labeling.project import make_client
+    from pipelines.models.persistence import ModelIntegrityError
 
     number = registry.champion_number()
     if number is None:
         return None
     target = models_dir / str(number)
     model_dir = target / MODEL_DIR
-    if not (model_dir / "meta.json").is_file():
+    try:
+        registry.verify_model(number, model_dir)  # a copy kept from an earlier run, checked like a fresh download
+    except ModelIntegrityError:
         shutil.rmtree(target, ignore_errors=True)
-        model_dir = registry.download_model(number, target)
+        model_dir = registry.download_model(number, target)  # verified against the registered digest
     predictor, _ = model_predictor(model_dir, dict(params), settings.cache_dir)
     return preannotate(
         make_client(settings), settings.project_title, predictor, format_version(number), settings.originals_dir
@@ -226,7 +240,7 @@ def preannotate_task(
 def version_summary(registry: Registry, number: int) -> VersionSummary:
     """What the notification says about version ``number`` (its tags and cross-validation per class)."""
     version = registry.version(number)
-    meta = registry.read_json(str(version.run_id), f"{MODEL_DIR}/meta.json")
+    meta = registry.model_meta(number)  # checked against the digest registered with the version
     per_class = {
         label: {key: row.get(key) for key in ("precision", "recall", "f1", "support")}
         for label, row in meta.get("cross_validation", {}).get("per_class", {}).items()

@@ -7,6 +7,7 @@ tested without a server.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,29 @@ from labeling.config import CHOICES_NAME, IMAGE_NAME
 CREATED = "created"
 UPDATED = "updated"
 DELETED = "deleted"
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_sha256(value: object) -> str:
+    """A task's ``data.sha256``, checked to be a document digest before it is used in a file name or pattern.
+
+    The value comes from Label Studio, where anyone who can edit a task can change it; as a glob pattern a value
+    like ``../../secret`` would reach files outside the originals folder.
+
+    Raises:
+        ValueError: anything but exactly 64 lowercase hex characters; the message shows what was found.
+    """
+    if isinstance(value, str) and _SHA256.fullmatch(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    if isinstance(value, str):
+        what = f"{len(value)} character" + ("" if len(value) == 1 else "s")
+    else:
+        what = type(value).__name__
+    raise ValueError(
+        f"data.sha256 is not a document digest: expected 64 lowercase hex characters, found {shown} ({what})"
+    )
 
 
 @dataclass(frozen=True, order=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from labeling.config import config_classes
 from labeling.convert import is_skip, prediction_result
 from labeling.project import export_tasks, require_project
-from labeling.pull import find_original
+from labeling.pull import NOT_IMPORTED, find_original
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
@@ -72,9 +72,13 @@ def preannotate(
         if task_id in predicted:
             report.already_predicted.append(task_id)
             continue
-        original = find_original(originals_dir, str((task.get("data") or {}).get("sha256", "")))
+        try:
+            original = find_original(originals_dir, str((task.get("data") or {}).get("sha256", "")))
+        except ValueError as error:  # a crafted data.sha256: this task is skipped, the others go on
+            report.skipped.append((task_id, str(error)))
+            continue
         if original is None:
-            report.skipped.append((task_id, "document not imported by docclass (no original kept)"))
+            report.skipped.append((task_id, NOT_IMPORTED))
             continue
         todo.append((task_id, original))
     for start in range(0, len(todo), batch_size):
@@ -110,10 +114,10 @@ def model_predictor(
 
     A document that cannot be read predicts nothing useful: it gets label ``""`` (skipped with a reason).
     """
-    from pipelines.extract import ExtractConfig, ExtractionCache, extract_documents
-    from pipelines.ingest import IngestError, Limits, RawDocument, expand, read_input
+    from pipelines.classify import Classified, classify_inputs
+    from pipelines.extract import ExtractConfig, ExtractionCache
+    from pipelines.ingest import Limits
     from pipelines.models import load_model
-    from pipelines.predict import predict_documents
 
     model, meta = load_model(model_dir)
     config = ExtractConfig.from_params(params["extract"])
@@ -122,23 +126,14 @@ def model_predictor(
     threshold = float(params["predict"]["review_threshold"])
 
     def predict(paths: Sequence[Path]) -> list[tuple[str, float]]:
-        raws: list[RawDocument | None] = []
-        for path in paths:
-            try:
-                items = list(expand(read_input(path, limits), str(path), limits))
-            except IngestError:
-                items = []
-            raws.append(items[0] if len(items) == 1 and isinstance(items[0], RawDocument) else None)
-        readable = [raw for raw in raws if raw is not None]
-        documents = iter(extract_documents(readable, config, limits, cache=cache))
         out: list[tuple[str, float]] = []
-        for raw in raws:
-            document = next(documents) if raw is not None else None
-            if document is None or not hasattr(document, "pages"):
+        for outcomes in classify_inputs(model, paths, config, limits, threshold, cache=cache):
+            # An original is one document; anything else (unreadable, an archive) predicts nothing.
+            found = outcomes[0] if len(outcomes) == 1 else None
+            if isinstance(found, Classified):
+                out.append((str(found.prediction["label"]), float(found.prediction["confidence"])))
+            else:
                 out.append(("", 0.0))
-                continue
-            (prediction,) = predict_documents(model, [document], threshold)
-            out.append((str(prediction["label"]), float(prediction["confidence"])))
         return out
 
     return predict, meta

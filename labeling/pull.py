@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from labeling.convert import (
     LabelRecord,
     RejectedAnnotation,
     Watermark,
+    check_sha256,
     diff_labels,
     resolve_tasks,
 )
@@ -31,6 +33,7 @@ LABELS_CSV = "labels.csv"
 DOCUMENTS = "documents"
 COLUMNS = ["file", "label", "task_id", "annotation_id", "annotator", "created_at", "updated_at"]
 STATE_VERSION = 1
+NOT_IMPORTED = "document not imported by docclass (no original kept)"
 
 
 @dataclass
@@ -95,31 +98,62 @@ class PullResult:
     labels: dict[int, LabelRecord]
     watermark: Watermark
     snapshot_dir: Path | None
-    missing_documents: list[str] = field(default_factory=list)  # labelled tasks without a kept original
+    missing_documents: list[str] = field(default_factory=list)  # labelled tasks left out, with the reason
 
 
 def find_original(originals_dir: Path, sha256: str) -> Path | None:
-    """The kept original of a document (``<sha256><ext>``), or None."""
-    matches = sorted(originals_dir.glob(f"{sha256}.*")) if sha256 else []
+    """The kept original of a document (``<sha256><ext>`` in ``originals_dir``), or None.
+
+    An empty ``sha256`` (a task not imported by docclass) gives None.
+
+    Raises:
+        ValueError: ``sha256`` is not 64 lowercase hex characters (see :func:`check_sha256`); it never reaches
+            the file pattern, so a crafted task cannot name a file outside ``originals_dir``.
+    """
+    if not sha256:
+        return None
+    digest = check_sha256(sha256)
+    matches = sorted(path for path in originals_dir.glob(f"{digest}.*") if path.is_file())
     return matches[0] if matches else None
 
 
-def write_snapshot(labels: dict[int, LabelRecord], originals_dir: Path, out: Path) -> list[str]:
-    """Write ``out/documents/<sha256><ext>`` and ``out/labels.csv`` for ``labels``; return unmatched tasks.
+def locate_originals(
+    labels: Mapping[int, LabelRecord], originals_dir: Path
+) -> tuple[dict[int, Path], list[str]]:
+    """Each labelled task's kept original, and one line per task left out, naming it and the reason.
 
-    Documents no longer labelled are removed; labels.csv is replaced atomically.
+    A task is left out when docclass kept no original of its document or when its ``data.sha256`` is not a
+    document digest; the other tasks go on.
+    """
+    found: dict[int, Path] = {}
+    left_out: list[str] = []
+    for task_id in sorted(labels):
+        record = labels[task_id]
+        try:
+            original = find_original(originals_dir, record.sha256)
+        except ValueError as error:
+            left_out.append(f"task {task_id} ({record.name}): {error}")
+            continue
+        if original is None:
+            left_out.append(f"task {task_id} ({record.name or record.sha256}): {NOT_IMPORTED}")
+            continue
+        found[task_id] = original
+    return found, left_out
+
+
+def write_snapshot(labels: Mapping[int, LabelRecord], originals_dir: Path, out: Path) -> list[str]:
+    """Write ``out/documents/<sha256><ext>`` and ``out/labels.csv`` for ``labels``; return the tasks left out.
+
+    Tasks are left out as :func:`locate_originals` says. Documents no longer labelled are removed; labels.csv is
+    replaced atomically.
     """
     documents = out / DOCUMENTS
     documents.mkdir(parents=True, exist_ok=True)
+    originals, missing = locate_originals(labels, originals_dir)
     rows: list[dict[str, Any]] = []
-    missing: list[str] = []
     wanted: set[str] = set()
-    for task_id in sorted(labels):
+    for task_id, original in originals.items():
         record = labels[task_id]
-        original = find_original(originals_dir, record.sha256)
-        if original is None:
-            missing.append(f"task {task_id} ({record.name or record.sha256})")
-            continue
         target = documents / original.name
         wanted.add(original.name)
         if not target.exists():
@@ -198,7 +232,7 @@ def pull_labels(
     if snapshot_dir is not None:
         missing = write_snapshot(resolution.labels, originals_dir, snapshot_dir)
         for what in missing:
-            logger.warning("%s is labelled but its document was not imported by docclass: left out", what)
+            logger.warning("labelled %s: left out of the snapshot", what)
     watermark = max(state.watermark, resolution.newest)
     save_state(
         PullState(

@@ -29,9 +29,12 @@ from flows.retrain import (
     loop_settings,
     milestones,
     pending_notifications,
+    usable_labels,
     versioned_milestones,
 )
 from labeling.convert import LabelRecord
+from labeling.webhook import read_events
+from tests.conftest import ROOT
 
 
 def record(task_id: int, created: str, label: str = "w9", annotation_id: int | None = None) -> LabelRecord:
@@ -131,6 +134,23 @@ def test_a_relabel_keeps_its_place_and_carries_the_new_label():
 def test_first_n_labels_refuses_too_few_labels():
     with pytest.raises(ValueError, match="milestone of 20 labels needs 20 labelled documents: found 3"):
         first_n_labels([record(i, "2026-11-24T10:00:00Z") for i in range(3)], 20)
+
+
+def test_usable_labels_leave_out_a_crafted_sha256_and_say_why(tmp_path: Path):
+    """A task whose data.sha256 names a file outside the originals folder never reaches a snapshot."""
+    originals = tmp_path / "data" / "originals"
+    originals.mkdir(parents=True)
+    (originals / f"{1:064x}.pdf").write_bytes(b"%PDF-1.4 fake")
+    (tmp_path / "secret.txt").write_text("not a document")
+    crafted = LabelRecord(**{**record(2, "2025-01-01T00:00:02Z").to_dict(), "sha256": "../../secret"})
+    labels = {1: record(1, "2025-01-01T00:00:01Z"), 2: crafted, 3: record(3, "2025-01-01T00:00:03Z")}
+    warnings: list[str] = []
+    assert usable_labels(labels, originals, warnings.append) == {1: labels[1]}
+    assert warnings == [
+        "labelled task 2 (doc2.pdf): data.sha256 is not a document digest: expected 64 lowercase hex "
+        "characters, found '../../secret' (12 characters): left out",
+        "labelled task 3 (doc3.pdf): document not imported by docclass (no original kept): left out",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- params

@@ -16,6 +16,7 @@ from labeling.convert import (
     UPDATED,
     Watermark,
     annotation_choice,
+    check_sha256,
     diff_labels,
     labels_in_use,
     normalise_time,
@@ -24,7 +25,15 @@ from labeling.convert import (
     tasks_to_records,
 )
 from labeling.importer import page_url, render_pages
-from labeling.pull import COLUMNS, PullState, load_state, save_state, write_snapshot
+from labeling.pull import (
+    COLUMNS,
+    NOT_IMPORTED,
+    PullState,
+    find_original,
+    load_state,
+    save_state,
+    write_snapshot,
+)
 from pipelines.dataset import list_dataset
 from pipelines.ingest import PDF, TIFF, Limits, RawDocument, TooManyPagesError, sha256_of
 
@@ -48,10 +57,15 @@ def annotation(
     }
 
 
-def task(tid: int, *annotations: dict) -> dict:
+def digest(tid: int) -> str:
+    """A well-formed document digest for task ``tid``."""
+    return f"{tid:064x}"
+
+
+def task(tid: int, *annotations: dict, sha256: str | None = None) -> dict:
     return {
         "id": tid,
-        "data": {"sha256": f"sha{tid}", "name": f"doc{tid}.pdf"},
+        "data": {"sha256": digest(tid) if sha256 is None else sha256, "name": f"doc{tid}.pdf"},
         "annotations": list(annotations),
     }
 
@@ -191,7 +205,7 @@ def test_snapshot_is_a_dataset_train_reads(tmp_path: Path):
     originals = tmp_path / "originals"
     originals.mkdir()
     for tid in (1, 2):
-        (originals / f"sha{tid}.pdf").write_bytes(b"%PDF-1.4 fake")
+        (originals / f"{digest(tid)}.pdf").write_bytes(b"%PDF-1.4 fake")
     labels = resolve_tasks(
         [
             task(1, annotation(10, "w9", "2025-01-01T00:00:00Z")),
@@ -202,18 +216,115 @@ def test_snapshot_is_a_dataset_train_reads(tmp_path: Path):
     ).labels
     out = tmp_path / "snapshot"
     missing = write_snapshot(labels, originals, out)
-    assert missing == ["task 3 (doc3.pdf)"]
+    assert missing == [f"task 3 (doc3.pdf): {NOT_IMPORTED}"]
     rows = list(csv.DictReader(io.StringIO((out / "labels.csv").read_text())))
     assert list(rows[0]) == COLUMNS
     assert [(r["file"], r["label"], r["task_id"], r["annotation_id"]) for r in rows] == [
-        ("documents/sha1.pdf", "w9", "1", "10"),
-        ("documents/sha2.pdf", "invoice", "2", "20"),
+        (f"documents/{digest(1)}.pdf", "w9", "1", "10"),
+        (f"documents/{digest(2)}.pdf", "invoice", "2", "20"),
     ]
     assert sorted(f.label for f in list_dataset(out)) == ["invoice", "w9"]
     # A deleted label removes its document from the next snapshot.
     write_snapshot({1: labels[1]}, originals, out)
-    assert sorted(p.name for p in (out / "documents").iterdir()) == ["sha1.pdf"]
+    assert sorted(p.name for p in (out / "documents").iterdir()) == [f"{digest(1)}.pdf"]
     assert [f.label for f in list_dataset(out)] == ["w9"]
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("../../secret", "'../../secret' (12 characters)"),
+        ("*", "'*' (1 character)"),
+        ("A" * 64, f"'{'A' * 64}' (64 characters)"),
+        ("0" * 63, f"'{'0' * 63}' (63 characters)"),
+        ("0" * 64 + "\n", "(65 characters)"),
+        ("0" * 62 + "/x", "(64 characters)"),
+        (None, "None (NoneType)"),
+    ],
+)
+def test_check_sha256_refuses_anything_but_64_lowercase_hex(value, found):
+    with pytest.raises(ValueError, match="expected 64 lowercase hex characters, found") as raised:
+        check_sha256(value)
+    assert found in str(raised.value)
+
+
+def test_check_sha256_returns_a_digest_unchanged():
+    assert check_sha256(digest(7)) == digest(7)
+    assert check_sha256(sha256_of(b"abc")) == sha256_of(b"abc")
+
+
+def _crafted_layout(tmp_path: Path) -> tuple[Path, Path]:
+    """An originals folder two levels down, and a secret file outside it that ``../../secret`` names."""
+    originals = tmp_path / "data" / "originals"
+    originals.mkdir(parents=True)
+    (originals / f"{digest(1)}.pdf").write_bytes(b"%PDF-1.4 fake")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a document")
+    return originals, secret
+
+
+def test_find_original_never_globs_a_crafted_sha256(tmp_path: Path):
+    originals, _ = _crafted_layout(tmp_path)
+    assert find_original(originals, digest(1)) == originals / f"{digest(1)}.pdf"
+    assert find_original(originals, digest(2)) is None
+    assert find_original(originals, "") is None  # a task not imported by docclass
+    for crafted in ("../../secret", "*", f"{digest(1)[:-1]}*"):
+        with pytest.raises(ValueError, match="expected 64 lowercase hex characters"):
+            find_original(originals, crafted)
+
+
+def test_snapshot_skips_a_task_whose_sha256_points_outside_the_originals(tmp_path: Path):
+    originals, secret = _crafted_layout(tmp_path)
+    labels = resolve_tasks(
+        [
+            task(1, annotation(10, "w9", "2025-01-01T00:00:00Z")),
+            task(2, annotation(20, "invoice", "2025-01-01T00:00:00Z"), sha256="../../secret"),
+        ],
+        CLASSES,
+    ).labels
+    out = tmp_path / "snapshot"
+    missing = write_snapshot(labels, originals, out)
+    assert missing == [
+        "task 2 (doc2.pdf): data.sha256 is not a document digest: "
+        "expected 64 lowercase hex characters, found '../../secret' (12 characters)"
+    ]
+    assert sorted(p.name for p in (out / "documents").iterdir()) == [f"{digest(1)}.pdf"]
+    assert all(p.read_bytes() != secret.read_bytes() for p in (out / "documents").iterdir())
+    assert [f.label for f in list_dataset(out)] == ["w9"]  # the rest went on
+
+
+def test_preannotate_skips_a_task_whose_sha256_points_outside_the_originals(tmp_path: Path):
+    """The crafted task is skipped with the reason; the model never sees the outside file; the rest go on."""
+    import json
+    from types import SimpleNamespace
+
+    from labeling.config import build_label_config
+    from labeling.preannotate import preannotate
+
+    originals, _ = _crafted_layout(tmp_path)
+    project = SimpleNamespace(id=1, title="docclass", label_config=build_label_config(CLASSES))
+    tasks = [task(1), task(2, sha256="../../secret")]
+    created: list[dict] = []
+    client = SimpleNamespace(
+        projects=SimpleNamespace(
+            list=lambda **_: [project],
+            get=lambda **_: project,
+            update=lambda **_: None,
+            exports=SimpleNamespace(download_sync=lambda *_, **__: [json.dumps(tasks).encode()]),
+        ),
+        predictions=SimpleNamespace(list=lambda **_: [], create=lambda **kwargs: created.append(kwargs)),
+    )
+    seen: list[Path] = []
+
+    def predict(paths):
+        seen.extend(paths)
+        return [("w9", 0.9) for _ in paths]
+
+    report = preannotate(client, "docclass", predict, "1.1", originals)
+    assert seen == [originals / f"{digest(1)}.pdf"]  # never the secret file
+    assert report.predicted == [1] and [task_id for task_id, _ in report.skipped] == [2]
+    assert "expected 64 lowercase hex characters, found '../../secret'" in report.skipped[0][1]
+    assert [c["task"] for c in created] == [1]
 
 
 def test_pull_state_round_trips(tmp_path: Path):

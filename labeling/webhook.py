@@ -1,7 +1,9 @@
 """Webhook receiver: records Label Studio annotation events as JSON lines and answers at once.
 
 Label Studio delivers each webhook once with a 1 s timeout, so the handler only appends a line (and calls an
-optional trigger); polling with `labeling pull` stays the safety net. Nothing heavy ever runs here.
+optional trigger, which must only take note: `docclass flows trigger-webhook` asks the Prefect deployment for a
+run from another thread); polling with `labeling pull` and the flow's schedule stay the safety net. Nothing heavy,
+and never training, runs here.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def create_app(
     Args:
         events_file: JSON-lines file the events are appended to.
         secret: shared secret Label Studio sends in the header (registered by `labeling init`).
-        on_event: called with each recorded event (e.g. to start a flow run); must return quickly.
+        on_event: called with each recorded event, after it is on disk (e.g. to note that a flow run may be
+            due); must return at once.
 
     Raises:
         ValueError: empty secret (the receiver never runs open).

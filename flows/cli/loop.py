@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,50 +61,139 @@ def serve(
     )
 
 
-class MilestoneTrigger:
-    """Coalesces webhook events into at most one flow run at a time, started from a background thread.
+class RunNotRequested(RuntimeError):
+    """The Prefect server could not be asked for a run (unreachable, refusing, or no served deployment)."""
 
-    ``on_event`` only sets a flag (the webhook answers at once); the worker then checks whether a milestone is due
-    (``is_due``) and, if so, runs the flow (``start``). Events arriving during a run cause one more check after it.
+
+# Asks the deployment for one run and returns the run's name at once (never waits for it, never trains).
+RunRequester = Callable[[], str]
+
+
+def request_deployment_run(api_url: str | None) -> str:
+    """Ask the Prefect server for a run of the served deployment ``retrain/docclass-retrain``; returns its name.
+
+    The run is queued on the server and executed by `docclass flows serve`, which allows one run at a time;
+    this returns as soon as the server has recorded it.
+
+    Args:
+        api_url: the Prefect API (``PREFECT_API_URL``, e.g. ``http://127.0.0.1:4200/api``).
+
+    Raises:
+        RunNotRequested: no API URL, the server did not answer or refused, or it has no such deployment.
+    """
+    import httpx
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.exceptions import ObjectNotFound
+
+    if not api_url:
+        raise RunNotRequested("no Prefect server: expected PREFECT_API_URL (make prefect-up)")
+    name = f"retrain/{DEPLOYMENT}"
+    try:
+        with SyncPrefectClient(api_url) as client:
+            deployment = client.read_deployment_by_name(name)
+            run = client.create_flow_run_from_deployment(deployment.id)
+    except ObjectNotFound as error:
+        raise RunNotRequested(
+            f"the Prefect server at {api_url} has no deployment {name}: expected `docclass flows serve` "
+            "running (make flows-up)"
+        ) from error
+    except httpx.HTTPError as error:
+        raise RunNotRequested(
+            f"the Prefect server at {api_url} did not take the request: {type(error).__name__}: {error}"
+        ) from error
+    return str(run.name)
+
+
+class MilestoneTrigger:
+    """Turns webhook events into requests for deployment runs: at most one request per milestone.
+
+    ``on_event`` only sets a flag (the webhook answers at once). A background thread then asks ``due`` which
+    milestones wait for a version and, when one of them has not been asked for yet, asks the deployment for one
+    run (``request_run``; the run versions every due milestone). It never trains: the deployment runs the flow,
+    one run at a time. Events arriving during a check cause one more check after it. A request the Prefect
+    server does not take is logged, and asked again at the next event; meanwhile the schedule of
+    `docclass flows serve` (every ``interval_seconds``) picks the labels up.
     """
 
-    def __init__(self, is_due: Callable[[], bool], start: Callable[[], Any]) -> None:
-        self.is_due = is_due
-        self.start = start
-        self.runs = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+    def __init__(
+        self, due: Callable[[], Sequence[int]], request_run: RunRequester, interval_seconds: int
+    ) -> None:
+        self.due = due
+        self.request_run = request_run
+        self.interval_seconds = interval_seconds
+        self.requested: dict[int, str] = {}  # milestone -> name of the run asked for it
+        self.runs: list[str] = []  # runs asked for, in order
+        self.checks = 0
+        self._changed = threading.Condition()
+        self._pending = False
+        self._busy = False
+        self._stop = False
         self._thread = threading.Thread(target=self._work, name="retrain-trigger", daemon=True)
 
     def on_event(self, _record: dict[str, Any]) -> None:
-        self._wake.set()
+        with self._changed:
+            self._pending = True
+            self._changed.notify_all()
 
     def begin(self) -> MilestoneTrigger:
         self._thread.start()
         return self
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every event so far has been checked; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+
     def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
         self._thread.join(timeout)
 
     def _work(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            if self._stop.is_set():
-                return
-            self._wake.clear()
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending or self._stop)
+                if self._stop:
+                    return
+                self._pending, self._busy = False, True
             try:
-                if self.is_due():
-                    self.runs += 1
-                    self.start()
-            except Exception:  # noqa: BLE001 - a failed trigger must not kill the receiver; polling catches up
-                logger.exception("triggered retrain run failed")
+                self._check()
+            except Exception:  # noqa: BLE001 - Label Studio or MLflow down must not kill the receiver
+                logger.exception(
+                    "could not check for due milestones; the schedule (`docclass flows serve`, every %d s) "
+                    "will pick the labels up",
+                    self.interval_seconds,
+                )
+            finally:
+                with self._changed:
+                    self.checks += 1
+                    self._busy = False
+                    self._changed.notify_all()
+
+    def _check(self) -> None:
+        waiting = [milestone for milestone in self.due() if milestone not in self.requested]
+        if not waiting:
+            return
+        try:
+            name = self.request_run()
+        except RunNotRequested as error:
+            logger.warning(
+                "labels reached milestone(s) %s but could not start a retrain run: %s. The schedule "
+                "(`docclass flows serve`, every %d s) will pick the labels up",
+                ", ".join(map(str, waiting)),
+                error,
+                self.interval_seconds,
+            )
+            return
+        self.requested.update(dict.fromkeys(waiting, name))
+        self.runs.append(name)
+        logger.info("milestone(s) %s: asked deployment retrain/%s for run %s", waiting, DEPLOYMENT, name)
 
 
-def milestone_due(settings: Any, params: dict[str, Any]) -> bool:
-    """Whether the current labels reach a milestone with no version yet."""
-    from flows.retrain import loop_settings, milestones, versioned_milestones
+def due_milestones(settings: Any, params: dict[str, Any]) -> list[int]:
+    """Milestones the current labels reach with no version yet, counted as the flow counts them."""
+    from flows.retrain import loop_settings, milestones, usable_labels, versioned_milestones
     from flows.versions import open_registry_and_store
     from labeling.project import make_client
     from labeling.pull import pull_labels
@@ -114,8 +203,17 @@ def milestone_due(settings: Any, params: dict[str, Any]) -> bool:
     labels = pull_labels(
         make_client(settings), settings.project_title, state, settings.originals_dir, None
     ).labels
+    usable = usable_labels(labels, settings.originals_dir, logger.debug)
     registry, _ = open_registry_and_store(settings)
-    return bool(milestones(len(labels), every, versioned_milestones(registry.versions())))
+    return milestones(len(usable), every, versioned_milestones(registry.versions()))
+
+
+def milestone_trigger(settings: Any, params: dict[str, Any], request_run: RunRequester) -> MilestoneTrigger:
+    """The trigger `trigger-webhook` runs: due milestones from Label Studio and the registry, runs asked of
+    ``request_run``, the schedule's interval (params ``loop.interval_seconds``) named when a request fails."""
+    return MilestoneTrigger(
+        lambda: due_milestones(settings, params), request_run, int(params["loop"]["interval_seconds"])
+    )
 
 
 @flows_app.command("trigger-webhook")
@@ -124,24 +222,34 @@ def trigger_webhook(
     host: Annotated[str | None, typer.Option(help="bind address (default: DOCCLASS_WEBHOOK_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: DOCCLASS_WEBHOOK_PORT)")] = None,
 ) -> None:
-    """Label Studio webhook receiver that starts a retrain run at once when a milestone is crossed."""
+    """Label Studio webhook receiver: records each event and, when a milestone is crossed, asks the served
+    deployment (`docclass flows serve`) for a run. It never trains itself."""
     import uvicorn
+    from prefect.settings import get_current_settings
 
-    from flows.retrain import retrain
+    from flows.retrain import loop_settings
     from flows.settings import Settings
     from labeling.webhook import PATH, create_app
 
     settings = Settings()
     params = _params(ctx)
+    try:
+        loop_settings(params)
+    except ValueError as error:
+        _fail(str(error))
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         _fail("no webhook secret: expected DOCCLASS_WEBHOOK_SECRET in the environment or .env")
-    path = params_path(ctx)
-    trigger = MilestoneTrigger(
-        lambda: milestone_due(settings, params),
-        lambda: retrain(params_path=str(path) if path is not None else None),
-    ).begin()
+    api_url = get_current_settings().api.url
+    if not api_url:
+        _fail(
+            "no Prefect server to ask for runs: expected PREFECT_API_URL (make prefect-up; make up sets it)"
+        )
+    trigger = milestone_trigger(settings, params, lambda: request_deployment_run(api_url)).begin()
     bind, number = host or settings.webhook_host, port or settings.webhook_port
-    err.print(f"webhook receiver on http://{bind}:{number}{PATH}: a crossed milestone starts a retrain run")
+    err.print(
+        f"webhook receiver on http://{bind}:{number}{PATH}: a crossed milestone asks deployment "
+        f"retrain/{DEPLOYMENT} at {api_url} for a run"
+    )
     app = create_app(
         settings.events_file, settings.webhook_secret.get_secret_value(), on_event=trigger.on_event
     )
@@ -212,18 +320,18 @@ def _annotate(settings: Any, tasks: list[tuple[int, str]]) -> None:
 
 
 def _start_run(path: Path | None) -> str:
-    """A run of the served deployment (visible in the Prefect UI, concurrency 1), else one in this process."""
+    """A run of the served deployment (visible in the Prefect UI, one at a time); when the Prefect server does
+    not take the request, say so and run the flow in this command's process (the demo must go on)."""
+    from prefect.settings import get_current_settings
+
     try:
-        from prefect.deployments import run_deployment
+        return f"deployment run {request_deployment_run(get_current_settings().api.url)}"
+    except RunNotRequested as error:
+        err.print(f"[yellow]{error}: running the flow in this process instead[/yellow]")
+    from flows.retrain import retrain
 
-        run = run_deployment(f"retrain/{DEPLOYMENT}", timeout=0)
-        return f"deployment run {run.name}"
-    except Exception as error:  # noqa: BLE001 - no Prefect server or no deployment: run here instead
-        logger.info("no served deployment (%s): running the flow in this process", error)
-        from flows.retrain import retrain
-
-        retrain(params_path=str(path) if path is not None else None)
-        return "in-process run"
+    retrain(params_path=str(path) if path is not None else None)
+    return "in-process run"
 
 
 def _wait_version(settings: Any, milestone: int, timeout_s: float) -> Any:

@@ -1,5 +1,5 @@
 """The retraining loop's pure helpers, notifications (real SMTP to the mail catcher on loopback, failing servers),
-the webhook trigger's one-run-at-a-time coalescing, and the CLI registration."""
+the webhook trigger (coalescing, one deployment run asked per milestone, never training), and the CLI."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -340,58 +341,195 @@ def test_a_failing_smtp_server_does_not_fail_the_flow():
 # ----------------------------------------------------------------------------------------------- trigger
 
 
-def test_trigger_coalesces_events_into_one_run_at_a_time():
-    running = 0
-    peak = 0
-    lock = threading.Lock()
-    finished = threading.Event()
-    due = iter([True, True, False, False, False])
+def _requests() -> tuple[list[str], Callable[[], str]]:
+    """A fake deployment: the runs asked of it, and the function that asks (returns the run's name)."""
+    asked: list[str] = []
 
-    def start() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.3)
-        with lock:
-            running -= 1
+    def request_run() -> str:
+        asked.append(f"run-{len(asked) + 1}")
+        return asked[-1]
 
-    def is_due() -> bool:
-        value = next(due, False)
-        if not value:
-            finished.set()
-        return value
+    return asked, request_run
 
-    trigger = MilestoneTrigger(is_due, start).begin()
+
+def test_trigger_coalesces_a_burst_of_events_into_one_more_check():
+    """Events during a check (say a slow Label Studio export) cause exactly one more check, never one each."""
+    checking, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def due() -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            checking.set()
+            assert release.wait(5)
+        return []
+
+    asked, request_run = _requests()
+    trigger = MilestoneTrigger(due, request_run, 60).begin()
     try:
-        for _ in range(10):  # a burst of webhook deliveries
+        trigger.on_event({"action": "ANNOTATION_CREATED"})
+        assert checking.wait(5)  # the first check is running
+        for _ in range(10):  # a burst of webhook deliveries meanwhile
             trigger.on_event({"action": "ANNOTATION_CREATED"})
-            time.sleep(0.02)
-        time.sleep(0.8)  # both runs done, nothing pending
-        trigger.on_event({"action": "ANNOTATION_UPDATED"})  # a later event: checked, nothing due
-        assert finished.wait(5)
+        release.set()
+        assert trigger.wait_idle(5)
     finally:
         trigger.close()
-    assert peak == 1
-    assert trigger.runs == 2  # the burst during the first run gives exactly one more check
+    assert calls == 2 and trigger.checks == 2
+    assert asked == []
+
+
+def test_trigger_asks_the_deployment_for_exactly_one_run_per_due_milestone():
+    due_now: list[int] = []
+    asked, request_run = _requests()
+    trigger = MilestoneTrigger(lambda: list(due_now), request_run, 60).begin()
+
+    def deliver(events: int = 1) -> None:
+        for _ in range(events):
+            trigger.on_event({"action": "ANNOTATION_CREATED"})
+        assert trigger.wait_idle(5)
+
+    try:
+        deliver(3)  # nothing due
+        assert asked == []
+        due_now[:] = [20]  # the 20th label: one run, however many deliveries
+        deliver(5)
+        assert asked == ["run-1"]
+        deliver(2)  # still due while that run works: not asked again
+        due_now[:] = [20, 40]  # 40 reached before 20 is versioned: one more run
+        deliver()
+        due_now[:] = []  # both versioned
+        deliver()
+        due_now[:] = [60]
+        deliver(4)
+    finally:
+        trigger.close()
+    assert asked == ["run-1", "run-2", "run-3"]
+    assert trigger.requested == {20: "run-1", 40: "run-2", 60: "run-3"}
+    assert trigger.runs == asked
 
 
 def test_trigger_survives_a_failing_check():
     calls = []
 
-    def is_due() -> bool:
+    def due() -> list[int]:
         calls.append(1)
         raise httpx.ConnectError("Label Studio down")
 
-    trigger = MilestoneTrigger(is_due, lambda: None).begin()
+    asked, request_run = _requests()
+    trigger = MilestoneTrigger(due, request_run, 60).begin()
     try:
         trigger.on_event({})
-        time.sleep(0.2)
+        assert trigger.wait_idle(5)
         trigger.on_event({})
-        time.sleep(0.2)
+        assert trigger.wait_idle(5)
     finally:
         trigger.close()
-    assert len(calls) == 2 and trigger.runs == 0
+    assert len(calls) == 2 and trigger.checks == 2 and asked == []
+
+
+def test_trigger_webhook_never_trains_and_says_so_when_prefect_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`docclass flows trigger-webhook` against a Prefect API nobody listens on: the event is recorded, no
+    training runs in the receiver, and the log says no run was started and that the schedule will catch up."""
+    import logging
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from starlette.testclient import TestClient
+
+    import flows.cli.loop as loop
+    import flows.retrain
+    from flows.cli.app import app
+    from labeling.project import SECRET_HEADER
+
+    trained = threading.Event()
+    monkeypatch.setattr(flows.retrain, "retrain", lambda *_, **__: trained.set())
+    monkeypatch.setattr(loop, "due_milestones", lambda settings, params: [20])
+    monkeypatch.setenv("DOCCLASS_WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("DOCCLASS_DATA_DIR", str(tmp_path / "data"))
+    warned = threading.Event()
+    warnings: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+                warned.set()
+
+    def fake_uvicorn_run(asgi_app, **_) -> None:
+        answer = TestClient(asgi_app).post(
+            "/webhook",
+            json={"action": "ANNOTATION_CREATED", "annotation": {"id": 5, "task": 3}, "project": {"id": 1}},
+            headers={SECRET_HEADER: "s3cret"},
+        )
+        assert answer.json() == {"recorded": True}
+        deadline = time.monotonic() + 30
+        while not (warned.is_set() or trained.is_set()) and time.monotonic() < deadline:
+            warned.wait(0.05)
+
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn_run)
+    handler = Catch()
+    logging.getLogger(loop.__name__).addHandler(handler)
+    api = f"http://127.0.0.1:{_free_port()}/api"
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            result = CliRunner().invoke(app, ["--params", str(ROOT / "params.yaml"), "flows", "trigger-webhook"])
+    finally:
+        logging.getLogger(loop.__name__).removeHandler(handler)
+    assert result.exit_code == 0, result.output
+    assert not trained.is_set()  # never trains in the receiver, not even as a fallback
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"labels reached milestone(s) 20 but could not start a retrain run: the Prefect server at {api} "
+        "did not take the request: ConnectError"
+    )
+    assert warnings[0].endswith("The schedule (`docclass flows serve`, every 60 s) will pick the labels up")
+    from flows.settings import Settings
+
+    assert [event["annotation_ids"] for event in read_events(Settings().events_file)] == [[5]]
+
+
+def test_request_deployment_run_asks_for_the_served_deployment(monkeypatch: pytest.MonkeyPatch):
+    from prefect.exceptions import ObjectNotFound
+
+    import flows.cli.loop as loop
+
+    asked: list[tuple[str, object]] = []
+
+    class Client:
+        def __init__(self, api: str) -> None:
+            asked.append(("api", api))
+
+        def __enter__(self) -> Client:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def read_deployment_by_name(self, name: str) -> SimpleNamespace:
+            asked.append(("deployment", name))
+            if name != "retrain/docclass-retrain":
+                raise ObjectNotFound(http_exc=Exception(name))
+            return SimpleNamespace(id="d-1")
+
+        def create_flow_run_from_deployment(self, deployment_id: str) -> SimpleNamespace:
+            asked.append(("run", deployment_id))
+            return SimpleNamespace(name="gentle-otter")
+
+    monkeypatch.setattr("prefect.client.orchestration.SyncPrefectClient", Client)
+    assert loop.request_deployment_run("http://127.0.0.1:4200/api") == "gentle-otter"
+    assert asked == [
+        ("api", "http://127.0.0.1:4200/api"),
+        ("deployment", "retrain/docclass-retrain"),
+        ("run", "d-1"),
+    ]
+    monkeypatch.setattr(loop, "DEPLOYMENT", "not-served")
+    with pytest.raises(loop.RunNotRequested, match=r"has no deployment retrain/not-served: expected `docclass flows serve`"):
+        loop.request_deployment_run("http://127.0.0.1:4200/api")
+    with pytest.raises(loop.RunNotRequested, match="no Prefect server: expected PREFECT_API_URL"):
+        loop.request_deployment_run(None)
 
 
 def test_flows_commands_are_registered():

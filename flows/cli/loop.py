@@ -453,6 +453,18 @@ def _labelled_count(settings: Any) -> int:
     return sum(1 for task in export_tasks(client, project.id) if is_labelled(task))
 
 
+def bench_loop_seed(seed: int, labelled: int) -> int:
+    """The corpus seed of a `bench-loop` run, derived from params ``seed`` and the labels already in the project.
+
+    Each run needs documents the project has not seen (an import is idempotent by content), so the seed moves
+    with the label count; the same params and the same project state give the same corpus.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"bench-loop:{seed}:{labelled}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100_000
+
+
 @flows_app.command("bench-loop")
 def bench_loop(
     ctx: typer.Context,
@@ -470,19 +482,20 @@ def bench_loop(
     settings = Settings()
     params = _params(ctx)
     every, _ = loop_settings(params)
-    corpus = settings.data_dir / "bench-loop" / f"corpus-{int(time.time())}"
-    per_class = -(-every // len(params["classes"])) + 1
-    generate_corpus(
-        corpus,
-        per_class=per_class,
-        seed=int(time.time()) % 100000,
-        scanned_share=0.0,
-        classes=params["classes"],
-    )
+    labelled = _labelled_count(settings)
+    seed = bench_loop_seed(int(params["seed"]), labelled)
+    corpus = settings.data_dir / "bench-loop" / f"corpus-{seed}"
+    if not corpus.is_dir():
+        generate_corpus(
+            corpus,
+            per_class=-(-every // len(params["classes"])) + 1,
+            seed=seed,
+            scanned_share=0.0,
+            classes=params["classes"],
+        )
     files = _corpus_files(corpus)
     probe = next(iter(files.values()))[-1]
     tasks = _import_with_truth(settings, params, {k: v[:-1] for k, v in files.items()})
-    labelled = _labelled_count(settings)
     needed = every - labelled % every
     if len(tasks) < needed:
         _fail(f"{needed} labels needed to reach the next milestone: only {len(tasks)} new documents")

@@ -532,6 +532,44 @@ def test_request_deployment_run_asks_for_the_served_deployment(monkeypatch: pyte
         loop.request_deployment_run(None)
 
 
+def test_bench_loop_seeds_its_corpus_from_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The corpus seed comes from params ``seed`` (and the label count, so each run gets new documents),
+    never from the clock: the same params and project state give the same corpus."""
+    import yaml
+
+    import flows.cli.loop as loop
+    import pipelines.samples
+    from flows.cli.app import app
+
+    class Generated(Exception):
+        """Stops the command once the corpus seed is known."""
+
+    seeds: list[int] = []
+
+    def generate_corpus(out_dir: Path, *, seed: int, **_: object) -> None:
+        seeds.append(seed)
+        raise Generated
+
+    labelled = {"count": 7}
+    monkeypatch.setattr(pipelines.samples, "generate_corpus", generate_corpus)
+    monkeypatch.setattr(loop, "_labelled_count", lambda settings: labelled["count"])
+    monkeypatch.setenv("DOCCLASS_DATA_DIR", str(tmp_path / "data"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for seed, count in ((42, 7), (42, 7), (7, 7), (42, 27)):
+        path = tmp_path / f"params-{seed}.yaml"
+        path.write_text(yaml.safe_dump({**params, "seed": seed}))
+        labelled["count"] = count
+        result = CliRunner().invoke(app, ["--params", str(path), "flows", "bench-loop"])
+        assert isinstance(result.exception, Generated), result.output
+    assert seeds == [
+        loop.bench_loop_seed(42, 7),
+        loop.bench_loop_seed(42, 7),
+        loop.bench_loop_seed(7, 7),
+        loop.bench_loop_seed(42, 27),
+    ]
+    assert len(set(seeds)) == 3  # same params and labels: same seed; another seed or label count: another
+
+
 def test_flows_commands_are_registered():
     from flows.cli.loop import register
 

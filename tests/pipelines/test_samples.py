@@ -1,4 +1,4 @@
-"""Tests for the sample document generator."""
+"""Tests for the sample document generator (pipelines/samples/), through its public API."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipelines.samples import CLASSES, SampleSpec, generate_corpus, make_bundle, make_document
+from pipelines.samples.document import BUILDERS
 
 TYPICAL_WORDS = {
     "w9": ("Form W-9", "Request for Taxpayer", "Identification Number and Certification"),
@@ -45,6 +46,11 @@ def test_born_digital_pdf_has_class_typical_text(label):
         assert len(text.split()) >= 40, f"{label} {index}: too little text"
         for word in TYPICAL_WORDS[label]:
             assert word.lower() in text.lower(), f"{label} {index}: {word!r} missing"
+
+
+def test_every_class_has_exactly_one_builder():
+    assert list(BUILDERS) == list(CLASSES)
+    assert len(set(BUILDERS.values())) == len(CLASSES)
 
 
 def test_payslip_and_invoice_vocabulary():
@@ -169,15 +175,17 @@ def test_generate_corpus_class_subset_does_not_reshuffle(tmp_path):
 
 
 def test_generate_corpus_labels_csv_layout(tmp_path):
-    manifest = generate_corpus(tmp_path, per_class=2, seed=8, scanned_share=0.5, classes=("1040", "other"),
-                               layout="labels_csv")
+    manifest = generate_corpus(
+        tmp_path, per_class=2, seed=8, scanned_share=0.5, classes=("1040", "other"), layout="labels_csv"
+    )
     with (tmp_path / "labels.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["file", "label"]
     assert rows[1:] == [[row["file"], row["label"]] for row in manifest]
     assert all(row["file"].startswith("documents/") for row in manifest)
     assert sorted(p.name for p in (tmp_path / "documents").iterdir()) == sorted(
-        row["file"].removeprefix("documents/") for row in manifest)
+        row["file"].removeprefix("documents/") for row in manifest
+    )
     assert {row["label"] for row in manifest} == {"1040", "other"}
 
 
@@ -206,24 +214,37 @@ def test_make_bundle_page_count_is_the_sum_of_parts():
 NOWHERE = Path("/nonexistent/never-written")
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: make_document("x", _rng(0)),
-     r"unknown class 'x': expected one of w9, 1040, invoice, payslip, other"),
-    (lambda: make_document("w9", _rng(0), fmt="png"), r"born-digital documents are PDFs: got fmt 'png'"),
-    (lambda: make_document("w9", _rng(0), kind="scanned", fmt="gif"),
-     r"unknown fmt 'gif': expected one of pdf, png, jpeg, tiff"),
-    (lambda: make_document("w9", _rng(0), kind="photo"),
-     r"unknown kind 'photo': expected one of born-digital, scanned"),
-    (lambda: make_document("w9", _rng(0), kind="scanned", rotation=45),
-     r"rotation must be one of 0, 90, 180, 270 \(degrees clockwise\): got 45"),
-    (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, classes=("w9", "w2")), r"unknown class 'w2'"),
-    (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, layout="flat"), r"unknown layout 'flat'"),
-    (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, scanned_share=1.5),
-     r"scanned_share must be between 0 and 1: got 1.5"),
-    (lambda: generate_corpus(NOWHERE, per_class=-1, seed=0), r"per_class must be >= 0: got -1"),
-    (lambda: make_bundle([]), r"make_bundle needs at least one part"),
-    (lambda: make_bundle([b"GIF89a not supported"]), r"part 0 is not a PDF, PNG, JPEG or TIFF file"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (
+            lambda: make_document("x", _rng(0)),
+            r"unknown class 'x': expected one of w9, 1040, invoice, payslip, other",
+        ),
+        (lambda: make_document("w9", _rng(0), fmt="png"), r"born-digital documents are PDFs: got fmt 'png'"),
+        (
+            lambda: make_document("w9", _rng(0), kind="scanned", fmt="gif"),
+            r"unknown fmt 'gif': expected one of pdf, png, jpeg, tiff",
+        ),
+        (
+            lambda: make_document("w9", _rng(0), kind="photo"),
+            r"unknown kind 'photo': expected one of born-digital, scanned",
+        ),
+        (
+            lambda: make_document("w9", _rng(0), kind="scanned", rotation=45),
+            r"rotation must be one of 0, 90, 180, 270 \(degrees clockwise\): got 45",
+        ),
+        (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, classes=("w9", "w2")), r"unknown class 'w2'"),
+        (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, layout="flat"), r"unknown layout 'flat'"),
+        (
+            lambda: generate_corpus(NOWHERE, per_class=1, seed=0, scanned_share=1.5),
+            r"scanned_share must be between 0 and 1: got 1.5",
+        ),
+        (lambda: generate_corpus(NOWHERE, per_class=-1, seed=0), r"per_class must be >= 0: got -1"),
+        (lambda: make_bundle([]), r"make_bundle needs at least one part"),
+        (lambda: make_bundle([b"GIF89a not supported"]), r"part 0 is not a PDF, PNG, JPEG or TIFF file"),
+    ],
+)
 def test_errors_say_what_was_expected(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -98,8 +98,13 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
         t0 = time.perf_counter()
         first = retrain(params=params, notify_config=notify)
         print(f"first run (2 versions) {time.perf_counter() - t0:.0f} s")
-        assert [(row["version"], row["milestone"]) for row in first] == [("1.1", 20), ("1.2", 40)]
-        assert all(row["gate"] == "pass" and not row["reused"] for row in first)
+        # Every round trains the one candidate "text" with the same params, so the champion's recipe on the same
+        # data scores what the candidate scores: a version is promoted exactly when it passes its gate.
+        assert [(row["version"], row["milestone"], row["gate"], row["promoted"], row["reused"]) for row in first] == [
+            ("1.1", 20, "pass", True, False),
+            ("1.2", 40, "pass", True, False),
+        ]
+        assert registry.champion_number() == 2
         # Pre-annotations from the champion on the 20 unlabelled tasks.
         predictions = [p for p in client.predictions.list(project=project.project_id) if p.model_version == "1.2"]
         assert len({p.task for p in predictions}) == 20
@@ -119,14 +124,22 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
         t0 = time.perf_counter()
         third = retrain(params=params, notify_config=notify)
         print(f"third run (1 version) {time.perf_counter() - t0:.0f} s")
-        assert [(row["version"], row["milestone"]) for row in third] == [("1.3", 60)]
+        assert [(row["version"], row["milestone"], row["gate"], row["promoted"]) for row in third] == [
+            ("1.3", 60, "pass", True)
+        ]
 
     versions = registry.versions(include_incomplete=True)
     assert [v.number for v in versions] == [1, 2, 3] and all(v.complete for v in versions)
     assert [int(v.tags["label_count"]) for v in versions] == [20, 40, 60]
     assert [v.tags[MILESTONE_TAG] for v in versions] == ["20", "40", "60"]
     assert all(v.tags[NOTIFIED_TAG] == "sent" for v in versions)
-    assert registry.champion_number() is not None
+    assert registry.champion_number() == 3
+    assert [v.champion for v in versions] == [False, False, True]
+    assert [(event.from_version, event.to_version, event.automatic) for event in registry.history()] == [
+        (None, 1, True),
+        (1, 2, True),
+        (2, 3, True),
+    ]
 
     # Exactly the first 20*N labels, in annotation order; the relabel shows up in the next snapshot.
     store = SnapshotStore(tmp_path / "restore-store", str(tmp_path / "dvc-remote"))

@@ -126,6 +126,18 @@ def test_bad_upload_then_good_one(server: str, world: World) -> None:
     assert httpx.get(f"{server}/docs.json").json()["paths"]["/classify"]
 
 
+def wait_until_served(server: str, version: str, timeout_s: float = 30.0) -> None:
+    """Wait until 20 answers in a row, each on a new connection (so from any worker), say ``version`` is served."""
+    deadline = time.monotonic() + timeout_s
+    streak = 0
+    while streak < 20:
+        assert time.monotonic() < deadline, f"the service did not switch to {version} within {timeout_s:.0f} s"
+        served = httpx.get(f"{server}/versions", timeout=10).json()["worker"]["served"]
+        streak = streak + 1 if served == version else 0
+        if served != version:
+            time.sleep(0.1)  # a worker swaps at its next poll (serve.poll_seconds 0.5)
+
+
 def test_readme_service_examples_run(server: str, world: World, tmp_path: Path) -> None:
     """The README's curl and Python examples, verbatim but for the port, against the real service."""
     import json
@@ -139,18 +151,26 @@ def test_readme_service_examples_run(server: str, world: World, tmp_path: Path) 
     (tmp_path / "invoice.pdf").write_bytes(world.doc("invoice").read_bytes())
     (tmp_path / "bundle.pdf").write_bytes(make_bundle([world.doc("w9").read_bytes(), world.doc("payslip").read_bytes()]))
     port = server.rsplit(":", 1)[1]
+    champion = f"1.{world.v2}"  # the champion the examples must meet (the first test leaves it there)
+    world.promote(world.v2)
+    wait_until_served(server, champion)
     curls = [line.split("#")[0].strip().replace(":3000", f":{port}") for line in shell.splitlines() if line.startswith("curl ")]
     assert len(curls) == 3
     outputs = [subprocess.run(["bash", "-c", c], cwd=tmp_path, capture_output=True, text=True, check=True).stdout for c in curls]
     first, pinned, versions = (json.loads(out) for out in outputs)
-    # The champion may be either version here (the previous test promoted 1.2, whose labels are shifted).
-    expected = "invoice" if first["model_version"] == f"1.{world.v1}" else world.shift["invoice"]
-    assert first["documents"][0]["label"] == expected
+    # 1.2 was trained on shifted labels: its answer for an invoice is the shifted class.
+    assert (first["model_version"], first["champion"], first["pinned"]) == (champion, champion, False)
+    assert first["documents"][0]["label"] == world.shift["invoice"]
     assert pinned["model_version"] == "1.1" and pinned["pinned"] is True
     assert [s["label"] for s in pinned["documents"][0]["segments"]] == ["w9", "payslip"]
-    assert "versions" in versions or isinstance(versions, (list, dict))
+    assert versions["champion"] == champion
+    assert [(row["version"], row["champion"]) for row in versions["versions"]] == [
+        (f"1.{world.v1}", False),
+        (champion, True),
+    ]
+    assert versions["worker"]["served"] == champion
     result = subprocess.run(
         [sys.executable, "-c", python.replace(":3000", f":{port}")], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("1.") and ("invoice" in result.stdout or world.shift["invoice"] in result.stdout)
+    assert result.stdout.split()[:2] == [champion, world.shift["invoice"]]

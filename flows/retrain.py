@@ -130,7 +130,9 @@ def is_connection_error(error: BaseException | None) -> bool:
     import requests
 
     while error is not None:
-        if isinstance(error, httpx.TransportError | requests.ConnectionError | requests.Timeout | ConnectionError):
+        if isinstance(
+            error, httpx.TransportError | requests.ConnectionError | requests.Timeout | ConnectionError
+        ):
             return True
         status = getattr(error, "status_code", None)
         if isinstance(status, int) and status >= 500:
@@ -165,7 +167,9 @@ def pull_task(settings: Settings, state_file: Path) -> dict[int, LabelRecord]:
     from labeling.project import make_client
     from labeling.pull import pull_labels
 
-    result = pull_labels(make_client(settings), settings.project_title, state_file, settings.originals_dir, None)
+    result = pull_labels(
+        make_client(settings), settings.project_title, state_file, settings.originals_dir, None
+    )
     return usable_labels(result.labels, settings.originals_dir, get_run_logger().warning)
 
 
@@ -201,7 +205,9 @@ def round_task(
     from flows.versions import run_round
 
     log = get_run_logger()
-    outcome = run_round(dataset_dir, params, registry, store, cache_dir=cache_dir, candidates=candidates, log=log.info)
+    outcome = run_round(
+        dataset_dir, params, registry, store, cache_dir=cache_dir, candidates=candidates, log=log.info
+    )
     registry.set_version_tags(outcome.version, {MILESTONE_TAG: milestone})
     return outcome
 
@@ -220,13 +226,18 @@ def preannotate_from_champion(
     target = models_dir / str(number)
     model_dir = target / MODEL_DIR
     try:
-        registry.verify_model(number, model_dir)  # a copy kept from an earlier run, checked like a fresh download
+        # A copy kept from an earlier run, checked like a fresh download.
+        registry.verify_model(number, model_dir)
     except ModelIntegrityError:
         shutil.rmtree(target, ignore_errors=True)
         model_dir = registry.download_model(number, target)  # verified against the registered digest
     predictor, _ = model_predictor(model_dir, dict(params), settings.cache_dir)
     return preannotate(
-        make_client(settings), settings.project_title, predictor, format_version(number), settings.originals_dir
+        make_client(settings),
+        settings.project_title,
+        predictor,
+        format_version(number),
+        settings.originals_dir,
     )
 
 
@@ -309,7 +320,11 @@ def retrain(
     if params is None:
         params = load_params(Path(params_path) if params_path else settings.params)
     every, candidates = loop_settings(params)
-    config = NotifyConfig.from_dict(notify_config) if notify_config is not None else NotifyConfig.from_settings(settings)
+    config = (
+        NotifyConfig.from_dict(notify_config)
+        if notify_config is not None
+        else NotifyConfig.from_settings(settings)
+    )
     workdir = settings.data_dir / "loop"
     workdir.mkdir(parents=True, exist_ok=True)
     log = get_run_logger()
@@ -323,7 +338,9 @@ def retrain(
             dataset_dir = snapshot_task(labels, n, settings.originals_dir, workdir / "snapshots" / str(n))
             outcome = round_task(dataset_dir, params, registry, store, settings.cache_dir, candidates, n)
             rows.append({**outcome.row(), "milestone": n})
-            log.info("milestone %d -> version %s (gate %s)", n, format_version(outcome.version), rows[-1]["gate"])
+            log.info(
+                "milestone %d -> version %s (gate %s)", n, format_version(outcome.version), rows[-1]["gate"]
+            )
         preannotated = preannotate_task(settings, registry, params, workdir / "models", return_state=True)
         for summary in pending_task(registry):
             notify_task(summary, config, registry)

@@ -44,7 +44,9 @@ def annotate(client: Any, tasks: list[tuple[int, str]], truth: dict[str, str]) -
     """Label the tasks in order, one API call each, as annotators would; returns the annotation ids."""
     ids = []
     for task_id, sha256 in tasks:
-        ids.append(client.annotations.create(id=task_id, result=prediction_result(truth[sha256]), lead_time=2.0).id)
+        ids.append(
+            client.annotations.create(id=task_id, result=prediction_result(truth[sha256]), lead_time=2.0).id
+        )
         time.sleep(0.002)  # distinct creation times, as with people
     return ids
 
@@ -71,7 +73,13 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
     client = make_client(settings)
     project = ensure_project(client, settings.project_title, CLASSES)
     report = import_documents(
-        client, project.project_id, [tmp_path / "corpus"], settings.local_files_root, settings.originals_dir, Limits(), 50
+        client,
+        project.project_id,
+        [tmp_path / "corpus"],
+        settings.local_files_root,
+        settings.originals_dir,
+        Limits(),
+        50,
     )
     assert len(report.imported) == 65 and not report.rejected
     by_class: dict[str, list[tuple[int, str]]] = {label: [] for label in CLASSES}
@@ -100,13 +108,17 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
         print(f"first run (2 versions) {time.perf_counter() - t0:.0f} s")
         # Every round trains the one candidate "text" with the same params, so the champion's recipe on the same
         # data scores what the candidate scores: a version is promoted exactly when it passes its gate.
-        assert [(row["version"], row["milestone"], row["gate"], row["promoted"], row["reused"]) for row in first] == [
+        assert [
+            (row["version"], row["milestone"], row["gate"], row["promoted"], row["reused"]) for row in first
+        ] == [
             ("1.1", 20, "pass", True, False),
             ("1.2", 40, "pass", True, False),
         ]
         assert registry.champion_number() == 2
         # Pre-annotations from the champion on the 20 unlabelled tasks.
-        predictions = [p for p in client.predictions.list(project=project.project_id) if p.model_version == "1.2"]
+        predictions = [
+            p for p in client.predictions.list(project=project.project_id) if p.model_version == "1.2"
+        ]
         assert len({p.task for p in predictions}) == 20
 
         # A rerun with nothing new changes nothing and sends nothing.
@@ -151,7 +163,11 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
 
     mails = read_mails(tmp_path / "mail")
     assert [m["X-Docclass-Version"] for m in mails] == ["1.1", "1.2", "1.3"]
-    assert [m["Subject"].split(":")[1].split(",")[0] for m in mails] == [" 20 labels", " 40 labels", " 60 labels"]
+    assert [m["Subject"].split(":")[1].split(",")[0] for m in mails] == [
+        " 20 labels",
+        " 40 labels",
+        " 60 labels",
+    ]
     assert all(m["Subject"].startswith(f"docclass 1.{i} ") for i, m in enumerate(mails, 1))
     text = mails[2].get_content()
     assert "Per class:" in text and "MLflow run: http://127.0.0.1:5000/#/experiments/" in text

@@ -158,7 +158,9 @@ def test_usable_labels_leave_out_a_crafted_sha256_and_say_why(tmp_path: Path):
 
 
 def test_loop_settings_from_params_and_candidates_fallback():
-    assert loop_settings({"loop": {"retrain_every": 20, "candidates": ["text"]}, "train": {"candidates": ["x"]}}) == (
+    assert loop_settings(
+        {"loop": {"retrain_every": 20, "candidates": ["text"]}, "train": {"candidates": ["x"]}}
+    ) == (
         20,
         ["text"],
     )
@@ -475,7 +477,9 @@ def test_trigger_webhook_never_trains_and_says_so_when_prefect_is_unreachable(
     api = f"http://127.0.0.1:{_free_port()}/api"
     try:
         with temporary_settings({PREFECT_API_URL: api}):
-            result = CliRunner().invoke(app, ["--params", str(ROOT / "params.yaml"), "flows", "trigger-webhook"])
+            result = CliRunner().invoke(
+                app, ["--params", str(ROOT / "params.yaml"), "flows", "trigger-webhook"]
+            )
     finally:
         logging.getLogger(loop.__name__).removeHandler(handler)
     assert result.exit_code == 0, result.output
@@ -526,7 +530,9 @@ def test_request_deployment_run_asks_for_the_served_deployment(monkeypatch: pyte
         ("run", "d-1"),
     ]
     monkeypatch.setattr(loop, "DEPLOYMENT", "not-served")
-    with pytest.raises(loop.RunNotRequested, match=r"has no deployment retrain/not-served: expected `docclass flows serve`"):
+    with pytest.raises(
+        loop.RunNotRequested, match=r"has no deployment retrain/not-served: expected `docclass flows serve`"
+    ):
         loop.request_deployment_run("http://127.0.0.1:4200/api")
     with pytest.raises(loop.RunNotRequested, match="no Prefect server: expected PREFECT_API_URL"):
         loop.request_deployment_run(None)

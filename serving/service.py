@@ -5,7 +5,8 @@
   version and timings. Before any model (version 1.0) it answers 503.
 - ``GET /versions``: registered versions with their metrics, which one is champion, what this worker serves.
 - ``GET /ui``: the live page (drop a document, see class, confidence, page thumbnails and page classes).
-- BentoML's own ``/`` (Swagger UI), ``/docs.json``, ``/readyz``, ``/livez``, ``/metrics``.
+- ``GET /``: the API documentation (:mod:`serving.docs`, replacing BentoML's Swagger UI); ``/docs.json`` its OpenAPI
+  form; BentoML's ``/readyz``, ``/livez``, ``/metrics``.
 
 Every worker follows the registry alias ``champion`` with a polling thread and swaps models atomically (see
 :mod:`serving.models`); page inference of concurrent requests is batched (see :mod:`serving.batching`).
@@ -28,11 +29,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BeforeValidator, Field
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
+from serving.docs import DocclassService, render_page
 from serving.postprocess import (
     ServeConfig,
     document_answer,
@@ -145,7 +147,7 @@ class HTTPError(Exception):
         self.body = error_body(message, **extra)
 
 
-@bentoml.service(name="docclass", traffic={"timeout": 300}, workers=1)
+@bentoml.service(name="docclass", traffic={"timeout": 300}, workers=1, service_class=DocclassService)
 @bentoml.asgi_app(web, path="/")
 class DocClassifier:
     """Document classification with the registry's champion, pinned versions, hot swap and batching."""
@@ -355,6 +357,11 @@ class DocClassifier:
         except (RegistryError, OSError) as error:
             return JSONResponse(error_body(f"registry unreachable: {error}", worker=status), status_code=503)
         return JSONResponse({"champion": champion, "versions": rows, "worker": status})
+
+    @web.get("/", include_in_schema=False)
+    def api_page(self, request: Request) -> HTMLResponse:
+        """The API documentation, with this server's address and limits in the examples."""
+        return HTMLResponse(render_page(self.config, str(request.base_url)))
 
     @web.get("/ui")
     def live_page(self) -> FileResponse:

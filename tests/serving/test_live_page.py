@@ -1,5 +1,6 @@
-"""The live page in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright; no browser download):
-drop a PDF, see class, confidence, page thumbnails and page classes; a bad file shows the service's message."""
+"""The live page and the API documentation in a real headless Chromium (Debian's /usr/bin/chromium driven by
+playwright; no browser download): drop a PDF, see class, confidence, page thumbnails and page classes; a bad file
+shows the service's message; the page at ``/`` explains the API and loads nothing from outside the server."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.conftest import World
+from serving.docs import EXAMPLE_ANSWER, VERSIONS_EXAMPLE, statuses
+from serving.postprocess import ServeConfig
+from tests.serving.conftest import World, zip_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 
 
@@ -32,7 +40,9 @@ def live_url(world: World) -> Iterator[str]:
     import uvicorn
 
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make system-deps) to run browser tests")
+        pytest.skip(
+            f"{CHROMIUM} not found: install Debian's chromium (make system-deps) to run browser tests"
+        )
     pytest.importorskip("playwright.sync_api", reason="python playwright not installed")
     old = {key: os.environ.get(key) for key in world.env()}
     os.environ.update(world.env())
@@ -100,6 +110,90 @@ def test_drop_a_document_and_see_its_class(live_url: str, world: World) -> None:
 
             drop_file(page, "notes.txt", b"plain text, not a document", "text/plain")
             page.wait_for_selector("#status.error", timeout=30000)
-            assert "415" in page.text_content("#status") and "unsupported file type" in page.text_content("#status")
+            assert "415" in page.text_content("#status") and "unsupported file type" in page.text_content(
+                "#status"
+            )
         finally:
             browser.close()
+
+
+def shape(value: object) -> object:
+    """The keys of a JSON answer, recursively (lists by their first element), without the values."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items() if key != "scores"}
+    if isinstance(value, list):
+        return [shape(value[0])] if value and isinstance(value[0], dict) else "list"
+    return type(value).__name__ if isinstance(value, bool) else "value"
+
+
+def test_the_documented_answers_have_the_fields_of_real_ones(live_url: str, world: World) -> None:
+    """The example answers on ``/`` have exactly the fields of real ones (``/classify?split=auto``, ``/versions``)."""
+    import httpx
+
+    upload = zip_bytes({"invoice.pdf": world.doc("invoice").read_bytes(), "notes.txt": b"plain text"})
+    response = httpx.post(
+        f"{live_url}/classify", params={"split": "auto"}, files={"file": ("batch.zip", upload)}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["documents"] and answer["rejected"] and answer["documents"][0]["segments"]
+    assert shape(answer) == shape(EXAMPLE_ANSWER)
+    versions = httpx.get(f"{live_url}/versions", timeout=30)
+    assert versions.status_code == 200 and versions.json()["versions"], versions.text
+    assert shape(versions.json()) == shape(VERSIONS_EXAMPLE)
+
+
+def test_the_api_page_explains_the_api_and_loads_nothing_from_outside(
+    live_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.on("request", lambda request: requests.append(request.url))
+            page = context.new_page()
+            page.goto(f"{live_url}/", wait_until="networkidle")
+            assert page.title() == "docclass API"
+            text = page.inner_text("main")
+            for needle in [
+                "POST /classify",
+                "multipart/form-data",
+                "version",
+                "split",
+                "split=auto",
+                "thumbnails",
+                "Authorization: Bearer",
+                "DOCCLASS_API_KEY",
+                "GET /versions",
+                "/readyz",
+                "/livez",
+                "/metrics",
+                "/docs.json",
+                f"curl -s -F file=@invoice.pdf {live_url}/classify",
+            ]:
+                assert needle in text, needle
+            assert "Machine Learning Service created with BentoML" not in page.content()
+            shown = {
+                int(row.get_attribute("data-status")) for row in page.query_selector_all("tr[data-status]")
+            }
+            assert shown == {status.code for status in statuses(ServeConfig())}
+            # This server's limits (serve.max_upload_mb: 5 in the test params) are in the examples.
+            assert "the limit is 5 MB per request" in page.inner_text("#statuses")
+            # The stylesheet really applied (so the request log below is not empty by accident).
+            header = page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+            assert header == "rgb(36, 50, 63)"
+            shot = tmp_path_factory.mktemp("api-page") / "api.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+
+            page.click("text=live page")
+            page.wait_for_url(f"{live_url}/ui")
+            page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    assert f"{live_url}/" in requests and f"{live_url}/ui/static/api.css" in requests
+    outside = [url for url in requests if not url.startswith((f"{live_url}/", "data:"))]
+    assert not outside, f"the pages loaded from outside the server: {outside}"

@@ -30,7 +30,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo-offline bench-loop bench-serve bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: system-deps $(STAMP)  ## build .venv (pinned by constraints.txt) and install Tesseract; quick when done
 
@@ -62,7 +62,7 @@ test-fast: install  ## unit tests only (no servers, no corpus)
 
 demo: install  ## the whole loop: servers up, sample corpus labelled in batches of 20 -> versions, e-mail, service answer
 	@$(MAKE) --no-print-directory up
-	DOCCLASS_WEBHOOK_URL=http://127.0.0.1:8765/webhook PREFECT_API_URL=http://127.0.0.1:4200/api \
+	DOCCLASS_WEBHOOK_URL=http://127.0.0.1:$(TRIGGER_PORT)/webhook PREFECT_API_URL=http://127.0.0.1:4200/api \
 	  $(BIN)/docclass flows demo $(if $(filter command line,$(origin CORPUS)),--corpus $(CORPUS))
 	@echo "Label Studio http://127.0.0.1:8080 | MLflow http://127.0.0.1:5000 | Prefect http://127.0.0.1:4200 | service http://127.0.0.1:3000 | mails in .data/mail | stop: make down"
 

@@ -1,8 +1,7 @@
 # Label Studio server in its own venv, headless on loopback. Included by the Makefile; also usable alone:
 #   make -f labeling/labelstudio.mk labelstudio-up LS_PORT=8089 LS_DATA=/tmp/ls LS_ENV_FILE=/tmp/ls/.env
 # Recipe and pitfalls: ../shared/STACK.md ("Label Studio server"). The API token is never printed.
-SHELL := /bin/bash
-.SHELLFLAGS := -eo pipefail -c
+include $(dir $(lastword $(MAKEFILE_LIST)))../mk/server.mk
 
 LS_VERSION := 1.23.2
 LS_VENV := .venv-labelstudio
@@ -17,6 +16,7 @@ LS_CONSTRAINTS := labeling/requirements-labelstudio.txt
 LS_STAMP := $(LS_VENV)/.installed-$(LS_VERSION)
 LS_PID = $(LS_DATA)/server.pid
 LS_LOG = $(LS_DATA)/server.log
+LS_URL = http://$(LS_HOST):$(LS_PORT)
 
 .PHONY: labelstudio-install labelstudio-env labelstudio-up labelstudio-down
 
@@ -39,52 +39,27 @@ labelstudio-env:
 	add DOCCLASS_LOCAL_FILES_ROOT "$(LS_DATA)/files"; \
 	add DOCCLASS_WEBHOOK_SECRET "$$(random 16)"
 
+# The server's environment: the admin user and token from $(LS_ENV_FILE), local files served from $(LS_DATA), no
+# outbound calls, no stray HOST/PORT/USERNAME/PASSWORD/DEBUG from the caller (../shared/STACK.md).
+ls-value = $$(grep -m1 '^$(1)=' $(LS_ENV_FILE) | cut -d= -f2-)
+LS_COMMAND = env -u HOST -u PORT -u USERNAME -u PASSWORD -u DEBUG \
+  LABEL_STUDIO_BASE_DATA_DIR="$(abspath $(LS_DATA))/server" \
+  LABEL_STUDIO_USERNAME="$(call ls-value,DOCCLASS_LABEL_STUDIO_EMAIL)" \
+  LABEL_STUDIO_PASSWORD="$(call ls-value,DOCCLASS_LABEL_STUDIO_PASSWORD)" \
+  LABEL_STUDIO_USER_TOKEN="$(call ls-value,DOCCLASS_LABEL_STUDIO_TOKEN)" \
+  LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
+  LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+  LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \
+  LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="$(abspath $(LS_DATA))" \
+  LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false SENTRY_DSN= FRONTEND_SENTRY_DSN= \
+  USE_DEFAULT_BANNED_SUBNETS=false \
+  USER_ADDITIONAL_BANNED_SUBNETS=0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4 \
+  $(LS_VENV)/bin/label-studio start --no-browser --internal-host $(LS_HOST) --port $(LS_PORT)
+
 labelstudio-up: labelstudio-install labelstudio-env  ## start Label Studio on 127.0.0.1:$(LS_PORT), wait for health
 	@mkdir -p $(LS_DATA)/server $(LS_DATA)/files
-	@url="http://$(LS_HOST):$(LS_PORT)"; \
-	if [ -f $(LS_PID) ] && kill -0 "$$(cat $(LS_PID))" 2>/dev/null; then \
-	  if curl -fsS -m 5 "$$url/health" >/dev/null 2>&1; then echo "Label Studio already running at $$url"; exit 0; fi; \
-	  echo "error: Label Studio (pid $$(cat $(LS_PID))) runs but $$url/health does not answer; make labelstudio-down first" >&2; exit 1; \
-	fi; \
-	if (exec 3<>/dev/tcp/$(LS_HOST)/$(LS_PORT)) 2>/dev/null; then \
-	  echo "error: port $(LS_PORT) on $(LS_HOST) is in use: expected it free for Label Studio (set LS_PORT)" >&2; exit 1; \
-	fi; \
-	value() { grep -m1 "^$$1=" $(LS_ENV_FILE) | cut -d= -f2-; }; \
-	data="$$(realpath $(LS_DATA))"; \
-	env -u HOST -u PORT -u USERNAME -u PASSWORD -u DEBUG \
-	  LABEL_STUDIO_BASE_DATA_DIR="$$data/server" \
-	  LABEL_STUDIO_USERNAME="$$(value DOCCLASS_LABEL_STUDIO_EMAIL)" \
-	  LABEL_STUDIO_PASSWORD="$$(value DOCCLASS_LABEL_STUDIO_PASSWORD)" \
-	  LABEL_STUDIO_USER_TOKEN="$$(value DOCCLASS_LABEL_STUDIO_TOKEN)" \
-	  LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
-	  LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
-	  LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \
-	  LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="$$data" \
-	  LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false SENTRY_DSN= FRONTEND_SENTRY_DSN= \
-	  USE_DEFAULT_BANNED_SUBNETS=false \
-	  USER_ADDITIONAL_BANNED_SUBNETS=0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,169.254.0.0/16,172.16.0.0/12,192.168.0.0/16,224.0.0.0/4,240.0.0.0/4 \
-	  setsid nohup $(LS_VENV)/bin/label-studio start --no-browser --internal-host $(LS_HOST) --port $(LS_PORT) \
-	  >>$(LS_LOG) 2>&1 </dev/null & \
-	echo $$! > $(LS_PID); \
-	echo "starting Label Studio $(LS_VERSION) at $$url (log $(LS_LOG))"; \
-	for _ in $$(seq 1 $(LS_TIMEOUT)); do \
-	  if curl -fsS -m 2 "$$url/health" >/dev/null 2>&1; then \
-	    echo "Label Studio is up at $$url (user $$(value DOCCLASS_LABEL_STUDIO_EMAIL); password and token in $(LS_ENV_FILE))"; exit 0; \
-	  fi; \
-	  kill -0 "$$(cat $(LS_PID))" 2>/dev/null || break; \
-	  sleep 1; \
-	done; \
-	echo "error: Label Studio did not answer $$url/health within $(LS_TIMEOUT) s; last lines of $(LS_LOG):" >&2; \
-	tail -n 30 $(LS_LOG) >&2; \
-	kill -TERM -- -"$$(cat $(LS_PID))" 2>/dev/null || true; rm -f $(LS_PID); exit 1
+	$(call start-server,Label Studio $(LS_VERSION),$(LS_PID),$(LS_LOG),$(LS_URL)/health,$(LS_TIMEOUT),$(LS_COMMAND),LS_PORT)
+	@echo "Label Studio at $(LS_URL) (user $(call ls-value,DOCCLASS_LABEL_STUDIO_EMAIL); password and token in $(LS_ENV_FILE))"
 
 labelstudio-down:  ## stop the Label Studio started by labelstudio-up
-	@if [ ! -f $(LS_PID) ]; then echo "Label Studio is not running (no $(LS_PID))"; exit 0; fi; \
-	pid="$$(cat $(LS_PID))"; \
-	if kill -0 "$$pid" 2>/dev/null; then \
-	  kill -TERM -- -"$$pid" 2>/dev/null || kill -TERM "$$pid"; \
-	  for _ in $$(seq 1 30); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.5; done; \
-	  if kill -0 "$$pid" 2>/dev/null; then kill -KILL -- -"$$pid" 2>/dev/null || kill -KILL "$$pid"; fi; \
-	  echo "Label Studio stopped (pid $$pid)"; \
-	else echo "Label Studio was not running (stale $(LS_PID))"; fi; \
-	rm -f $(LS_PID)
+	$(call stop-server,Label Studio,$(LS_PID))

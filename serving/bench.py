@@ -1,9 +1,10 @@
 """`make bench-serve`: throughput and latency of the running service at concurrency 1, 8 and 32, for a one-page
 born-digital PDF and for a scanned page, plus the service's memory.
 
-Self-contained: builds a temporary SQLite registry with a text model trained on generated documents, starts
-`bentoml serve` on a free loopback port, loads it with an async httpx client for a fixed time per setting, stops it.
-The client runs on the same machine and takes CPU from the server: figures are for the whole box.
+Self-contained: builds a temporary SQLite registry with a text model trained on generated documents, starts the
+service on a free loopback port with `make serve-up` (serving/bentoml.mk, the same target users run), loads it with
+an async httpx client for a fixed time per setting, stops it with `make serve-down`. The client runs on the same
+machine and takes CPU from the server: figures are for the whole box.
 
     python -m serving.bench --seconds 10 --workers 2 --out bench/serve.json
 """
@@ -14,13 +15,14 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(data_dir: Path, port: int, workers: int, env: dict[str, str]) -> Iterator[int]:
+    """`make serve-up` / `serve-down` (serving/bentoml.mk) on ``port``; yields the server's pid.
+
+    Raises:
+        SystemExit: the service did not start (make's message, with the server log's last lines).
+    """
+    make_vars = [
+        f"SERVE_PORT={port}",
+        f"SERVE_WORKERS={workers}",
+        f"SERVE_DATA={data_dir}",
+        f"BENTOML_BIN={Path(sys.executable).with_name('bentoml')}",
+    ]
+
+    def make(target: str) -> None:
+        command = ["make", "--no-print-directory", "-f", "serving/bentoml.mk", target, *make_vars]
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"make {target} failed:\n{result.stdout}{result.stderr}")
+
+    make("serve-up")
+    try:
+        yield int((data_dir / "server.pid").read_text())
+    finally:
+        make("serve-down")
 
 
 def build_registry(root: Path) -> tuple[str, Path, Path, Path]:
@@ -142,49 +171,24 @@ def main() -> None:
             "DOCCLASS_MLFLOW_TRACKING_URI": uri,
             "DOCCLASS_PARAMS": str(params_file),
             "DOCCLASS_DATA_DIR": str(root / "data"),
-            "BENTOML_HOME": str(root / "bentoml"),
-            "BENTOML_DO_NOT_TRACK": "true",
-            "BENTOML_CONFIG_OPTIONS": f"services.docclass.workers={args.workers}",
             "OMP_THREAD_LIMIT": "1",
         }
         env.pop("DOCCLASS_API_KEY", None)
-        log = (root / "server.log").open("w")
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("bentoml")), "serve", "serving.service:DocClassifier",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
         url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None:
-                    raise SystemExit(f"bentoml serve exited: {(root / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+        with running_service(root / "serving", port, args.workers, env) as pid:
             results: dict[str, Any] = {"workers": args.workers, "seconds_per_setting": args.seconds,
-                                       "cpus": os.cpu_count(), "rss_idle_mb": tree_rss_mb(server.pid)}
+                                       "cpus": os.cpu_count(), "rss_idle_mb": tree_rss_mb(pid)}
             for label, path in (("born_digital_pdf", pdf), ("scanned_page", scan)):
                 data = path.read_bytes()
                 asyncio.run(load(url, path.name, data, 2, 1.0))  # warm-up
                 rows = []
                 for level in levels:
                     row = asyncio.run(load(url, path.name, data, level, args.seconds))
-                    row["rss_mb"] = tree_rss_mb(server.pid)
+                    row["rss_mb"] = tree_rss_mb(pid)
                     rows.append(row)
                     print(f"{label:17s} c={level:<3d} {row['rps']:7.1f} rps  p50 {row['p50_ms']:7.1f} ms  "
                           f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  rss {row['rss_mb']} MB", flush=True)
                 results[label] = {"file": path.name, "bytes": len(data), "levels": rows}
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-            log.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"results in {args.out}")

@@ -7,36 +7,26 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.make_server import ROOT, MakeServer
+
 LS_PORT = os.environ.get("DOCCLASS_TEST_LS_PORT", "8089")
 
 
 @dataclass
 class LabelStudioServer:
     url: str
-    make_vars: list[str]
-    env: dict[str, str]  # DOCCLASS_* values written by the target
-
-    def make(self, target: str) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            ["make", "--no-print-directory", "-f", "labeling/labelstudio.mk", target, *self.make_vars],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"make {target} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-        return result
+    server: (
+        MakeServer  # `make -f labeling/labelstudio.mk labelstudio-up|down` with the test's port and folders
+    )
+    env: dict[str, str] = field(default_factory=dict)  # DOCCLASS_* values written by the target
 
     def restart(self) -> None:
-        self.make("labelstudio-down")
-        self.make("labelstudio-up")
+        self.server.restart()
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -48,16 +38,16 @@ def read_env_file(path: Path) -> dict[str, str]:
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     root = tmp_path_factory.mktemp("labelstudio")
     env_file = root / "env"
-    make_vars = [f"LS_PORT={LS_PORT}", f"LS_DATA={root / 'data'}", f"LS_ENV_FILE={env_file}"]
-    server = LabelStudioServer(f"http://127.0.0.1:{LS_PORT}", make_vars, {})
-    started = server.make("labelstudio-up")
+    make_vars = {"LS_PORT": LS_PORT, "LS_DATA": str(root / "data"), "LS_ENV_FILE": str(env_file)}
+    server = MakeServer("labeling/labelstudio.mk", "labelstudio", make_vars)
+    started = server.up()
     try:
-        server.env = read_env_file(env_file)
-        token = server.env["DOCCLASS_LABEL_STUDIO_TOKEN"]
+        label_studio = LabelStudioServer(f"http://127.0.0.1:{LS_PORT}", server, read_env_file(env_file))
+        token = label_studio.env["DOCCLASS_LABEL_STUDIO_TOKEN"]
         assert token not in started.stdout + started.stderr, "the API token was printed"
-        yield server
+        yield label_studio
     finally:
-        server.make("labelstudio-down")
+        server.down()
     assert token not in (root / "data" / "server.log").read_text(), "the API token reached the server log"
 
 

@@ -3,9 +3,6 @@ upload does not disturb the service."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,60 +14,27 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.make_server import MakeServer, environment, free_port
 from tests.serving.conftest import World
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real service (2 workers) on a free loopback port, stopped at the end."""
+    """The real service (2 workers) on a free loopback port, started and stopped by `make serve-up/serve-down`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    env = {
-        **os.environ,
-        **world.env(),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "BENTOML_HOME": str(log.parent / "bentoml"),
-        "BENTOML_CONFIG_OPTIONS": "services.docclass.workers=2",
+    make_vars = {
+        "SERVE_PORT": str(port),
+        "SERVE_WORKERS": "2",
+        "SERVE_DATA": str(tmp_path_factory.mktemp("serve")),
+        "BENTOML_BIN": str(Path(sys.executable).with_name("bentoml")),
     }
-    env.pop("DOCCLASS_API_KEY", None)
     world.promote(world.v1)
-    bentoml = Path(sys.executable).with_name("bentoml")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(bentoml), "serve", "serving.service:DocClassifier", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"bentoml serve exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"service not ready in 90 s:\n{log.read_text()[-3000:]}")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-        world.promote(world.v1)
+    env = environment(**world.env(), BENTOML_DO_NOT_TRACK="true", DOCCLASS_API_KEY=None)
+    with MakeServer("serving/bentoml.mk", "serve", make_vars, env, timeout_s=180):
+        yield f"http://127.0.0.1:{port}"
+    world.promote(world.v1)
 
 
 def test_promotion_goes_live_without_a_failed_request(server: str, world: World) -> None:

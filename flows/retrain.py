@@ -149,7 +149,7 @@ def _retry_on_outage(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-_RETRY = {
+_RETRY: dict[str, Any] = {
     "retries": RETRIES,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_jitter_factor": 0.5,

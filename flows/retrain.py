@@ -5,8 +5,9 @@ in DVC, train, evaluate, register, gate, promote) -> push pre-annotations from t
 
 Idempotent: a milestone is versioned once (tag ``loop_milestone`` on the version), and a round is itself
 idempotent by dataset md5, so a rerun after a crash completes what is missing and creates no duplicate. Runs are
-serialised by a file lock (scheduled runs, webhook triggers and `docclass flows run` share it), and Label Studio /
-MLflow connection errors are retried with exponential backoff (Prefect task retries).
+serialised by a file lock (the deployment's runs, scheduled or asked for by the webhook trigger, and `docclass
+flows run` share it), and Label Studio / MLflow connection errors are retried with exponential backoff (Prefect task
+retries).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 - :mod:`~pipelines.models.base`: errors, temperature calibration, the calibrated base class;
 - :mod:`~pipelines.models.text`, :mod:`~pipelines.models.visual`, :mod:`~pipelines.models.fusion`,
   :mod:`~pipelines.models.transformer`: the candidates;
+- :mod:`~pipelines.models.reference`: the plain baseline every candidate is benchmarked against;
 - :mod:`~pipelines.models.factory`: candidates by name from params.yaml;
 - :mod:`~pipelines.models.persistence`: save and load a fitted candidate with its metadata.
 
@@ -20,6 +21,7 @@ from pipelines.models.base import (
 from pipelines.models.factory import CANDIDATES, make_candidate
 from pipelines.models.fusion import FusionClassifier
 from pipelines.models.persistence import candidate_name, library_versions, load_model, save_model
+from pipelines.models.reference import ReferenceClassifier
 from pipelines.models.text import TextClassifier
 from pipelines.models.transformer import TransformerClassifier, build_tiny_checkpoint
 from pipelines.models.visual import VisualClassifier
@@ -30,6 +32,7 @@ __all__ = [
     "CandidateUnavailable",
     "FusionClassifier",
     "ModelLoadError",
+    "ReferenceClassifier",
     "TextClassifier",
     "TransformerClassifier",
     "VisualClassifier",

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipelines.models.fusion import FusionClassifier
+from pipelines.models.reference import ReferenceClassifier
 from pipelines.models.text import TextClassifier
 from pipelines.models.transformer import TransformerClassifier
 from pipelines.models.visual import VisualClassifier
 
-CANDIDATES = ("text", "visual", "fusion", "transformer")
+# "reference" is the plain baseline of issue 11 that `make bench` runs beside every candidate.
+CANDIDATES = ("text", "visual", "fusion", "transformer", "reference")
 
 
 def _section(params: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
     """Build an unfitted candidate by name from the ``train:`` section of params.yaml.
 
     Args:
-        name: one of "text", "visual", "fusion", "transformer".
+        name: one of "text", "visual", "fusion", "transformer", "reference".
         params: the ``train:`` mapping as loaded by yaml (sub-sections ``text``, ``visual``, ``fusion``,
             ``transformer``; a missing sub-section means the estimator's defaults).
         seed: random_state of the candidate.
@@ -64,4 +66,6 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
         return _build(
             TransformerClassifier, _section(params, "transformer"), "transformer", random_state=seed
         )
+    if name == "reference":
+        return _build(ReferenceClassifier, _section(params, "reference"), "reference", random_state=seed)
     raise ValueError(f"unknown candidate {name!r}: expected one of {', '.join(CANDIDATES)}")

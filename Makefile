@@ -73,7 +73,7 @@ bench-loop: install  ## seconds from the 20th label to the new version answering
 	@$(MAKE) --no-print-directory up
 	PREFECT_API_URL=http://127.0.0.1:4200/api $(BIN)/docclass flows bench-loop --out bench/loop.json
 
-bench: install  ## learning curve and speed on ../shared/corpus (CORPUS=dir to change)
+bench: install  ## accuracy beside the plain reference (n/class, source held out, selective) and speed on ../shared/corpus (CORPUS=dir)
 	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
 
 bench-serve: install  ## service throughput and p50/p99 at concurrency 1, 8, 32 (born-digital PDF, scan), memory

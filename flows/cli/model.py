@@ -374,17 +374,46 @@ def bench(
     ctx: typer.Context,
     corpus: Annotated[Path, typer.Option(help="folder-per-class corpus")] = Path("../shared/corpus"),
     out: Annotated[Path, typer.Option(help="results directory")] = Path("bench"),
-    draws: Annotated[int, typer.Option(help="seeded random draws per training size")] = 5,
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--candidate", "-c", help="candidates (default: params bench.candidates; reference always runs)"
+        ),
+    ] = None,
+    draws: Annotated[
+        int | None, typer.Option(help="seeded draws per training size (default: params bench.draws)")
+    ] = None,
+    speed: Annotated[bool, typer.Option(help="also measure extraction and prediction speed")] = True,
 ) -> None:
-    """Learning curve (5/10/15 documents per class) and extraction/prediction speed on a real corpus."""
-    from pipelines.bench import learning_curve as bench_module
+    """Accuracy of every candidate beside the plain reference (n per class, source held out, selective
+    accuracy at the shipped review rule) and extraction/prediction speed, on a real corpus."""
+    from pipelines.bench import report
+    from pipelines.bench.run import BenchError, run
+    from pipelines.dataset import DatasetError
 
     params = _params(ctx)
     if not corpus.is_dir():
         err.print(f"[yellow]skipped:[/yellow] corpus {corpus} not found (set CORPUS=dir); nothing measured")
         raise typer.Exit(0)
-    results = bench_module.run(corpus, out, params, draws=draws, log=err.print)
-    typer.echo(json.dumps(results["summary"], indent=2))
+    _, _, cache = _extraction(params)
+    try:
+        results = run(
+            corpus,
+            out,
+            params,
+            cache=cache,
+            candidates=candidate,
+            draws=draws,
+            measure_speed=speed,
+            log=err.print,
+        )
+    except (BenchError, DatasetError, ValueError) as error:
+        _fail(str(error))
+    width = None if err.is_terminal else 200  # whole table rows in logs and pipes
+    for item in report.renderables(results):
+        err.print(item, width=width)
+    err.print(f"total {results['runtime']['total_seconds']:.0f} s; results in {out}")
+    typer.echo(json.dumps({"targets": results["targets"], "runtime": results["runtime"]}, indent=2))
 
 
 def register(app: typer.Typer) -> None:

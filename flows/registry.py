@@ -1,9 +1,16 @@
-"""MLflow tracking and model registry for docclass versions: runs, registered versions, the champion alias and
-the promotion history.
+"""MLflow tracking and the registry's write side: runs, registered versions, the champion alias and the promotion
+history.
+
+The read side (champion lookup, listings, verified downloads) is :class:`serving.registry.RegistryReader`, which
+the service imports without this module; :class:`Registry` extends it with everything that writes.
 
 API version ``1.N`` is registered version N of the model; ``1.0`` means no model. A version is usable only once it
 carries the tag ``complete=true``, which is written last: a crash in the middle of a registration leaves an
 incomplete version that listings and promotions ignore and that the next run of the same round completes.
+
+A version is created with the tag ``digests_sha256`` (the sha256 of ``model/digests.json``, which lists the sha256
+of every model file), computed from the local model directory before upload and checked against the uploaded copy
+at registration; it is never changed afterwards, and every load checks the files against it before unpickling.
 
 MLflow keeps no history of alias moves, so every promotion is also recorded as a run in the experiment
 ``<experiment>-promotions`` (from, to, when, why, automatic or by whom): durable, in the same backend, visible in
@@ -17,128 +24,44 @@ import json
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flows.settings import Settings
+from serving.registry import (
+    CHAMPION,
+    COMPLETE,
+    DIGEST_TAG,
+    MODEL_DIR,
+    PromotionEvent,
+    RegistryError,
+    RegistryReader,
+    VersionInfo,
+    format_version,
+    parse_version,
+)
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
-CHAMPION = "champion"
-COMPLETE = "complete"
 ROUND_FILE = "round.json"
-MODEL_DIR = "model"
 _TAG_MAX = 4000  # below MLflow's model-version tag value limit
-
-
-class RegistryError(RuntimeError):
-    """The registry is unreachable, or a version / alias operation cannot be done as asked."""
-
 
 # Registry fields live in the one Settings class; the alias keeps the registry's call sites readable.
 RegistrySettings = Settings
 
-
-def parse_version(text: str) -> int:
-    """``"1.N"`` -> N (``"1.0"`` -> 0).
-
-    Raises:
-        ValueError: anything else.
-    """
-    major, _, minor = str(text).strip().partition(".")
-    if major != "1" or not minor.isdigit():
-        raise ValueError(f"version {text!r} is not valid: expected 1.N, e.g. 1.3 (1.0 = no model)")
-    return int(minor)
-
-
-def format_version(number: int | None) -> str:
-    """N -> ``"1.N"``; None -> ``"1.0"``."""
-    return f"1.{number or 0}"
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "", "None") else None
-    except ValueError:
-        return None
-
-
-@dataclass
-class VersionInfo:
-    """One registered version and its tags."""
-
-    number: int
-    tags: dict[str, str]
-    run_id: str | None
-    source: str
-    created: datetime
-    champion: bool = False
-    promoted_at: str | None = None
-
-    @property
-    def name(self) -> str:
-        return format_version(self.number)
-
-    @property
-    def complete(self) -> bool:
-        return self.tags.get(COMPLETE) == "true"
-
-    @property
-    def passed(self) -> bool:
-        return self.tags.get("gate") == "pass"
-
-    @property
-    def reasons(self) -> list[str]:
-        return json.loads(self.tags.get("gate_reasons") or "[]")
-
-    def metric(self, key: str) -> float | None:
-        return _float(self.tags.get(key))
-
-    def row(self) -> dict[str, Any]:
-        """The JSON form used by `docclass versions --json`."""
-        return {
-            "version": self.name,
-            "labels": int(self.tags.get("label_count", 0)),
-            "dataset_revision": self.tags.get("dataset_md5"),
-            "candidate": self.tags.get("candidate"),
-            "accuracy": self.metric("accuracy"),
-            "macro_f1": self.metric("macro_f1"),
-            "forward_accuracy": self.metric("forward_accuracy"),
-            "forward_docs": int(self.tags.get("new_docs", 0) or 0),
-            "gate": self.tags.get("gate", "unknown") if self.complete else "incomplete",
-            "reasons": self.reasons,
-            "champion": self.champion,
-            "promoted_at": self.promoted_at,
-            "created": self.created.isoformat(timespec="seconds"),
-        }
-
-
-@dataclass
-class PromotionEvent:
-    """One move of the champion alias."""
-
-    seq: int
-    when: str
-    from_version: int | None
-    to_version: int | None
-    reason: str
-    by: str
-    automatic: bool
-    run_id: str = field(default="", repr=False)
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "when": self.when,
-            "from": format_version(self.from_version),
-            "to": format_version(self.to_version),
-            "reason": self.reason,
-            "by": self.by,
-            "automatic": self.automatic,
-        }
+__all__ = [
+    "CHAMPION",
+    "COMPLETE",
+    "DIGEST_TAG",
+    "MODEL_DIR",
+    "ROUND_FILE",
+    "PromotionEvent",
+    "Registry",
+    "RegistryError",
+    "RegistrySettings",
+    "VersionInfo",
+    "format_version",
+    "parse_version",
+]
 
 
 def _tag(value: Any) -> str:
@@ -146,8 +69,8 @@ def _tag(value: Any) -> str:
     return text if len(text) <= _TAG_MAX else text[: _TAG_MAX - 3] + "..."
 
 
-class Registry:
-    """The docclass view of an MLflow tracking server / registry (any tracking URI, e.g. ``sqlite:///...``)."""
+class Registry(RegistryReader):
+    """The docclass view of an MLflow tracking server / registry, read and write (any tracking URI)."""
 
     def __init__(
         self,
@@ -156,49 +79,14 @@ class Registry:
         experiment: str = "docclass",
         artifact_root: str | None = None,
     ) -> None:
-        self.tracking_uri = tracking_uri
-        # A server chooses artifact locations itself; a local store would default to ./mlruns of the working
-        # directory, so keep artifacts beside the database instead.
-        if artifact_root is None and tracking_uri.startswith("sqlite:///"):
-            artifact_root = (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
-        self.artifact_root = artifact_root
-        self.model_name = model_name
-        self.experiment = experiment
-        self._client: MlflowClient | None = None
+        super().__init__(tracking_uri, model_name, experiment, artifact_root)
         self._experiment_ids: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings: RegistrySettings) -> Registry:
+    def from_settings(cls, settings: Settings) -> Registry:
         return cls(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
 
     # ------------------------------------------------------------------------------------------- plumbing
-
-    @property
-    def client(self) -> MlflowClient:
-        if self._client is None:
-            self.check_reachable()
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        return self._client
-
-    def check_reachable(self) -> None:
-        """Fail fast on an HTTP tracking server that does not answer (MLflow itself retries for minutes).
-
-        Raises:
-            RegistryError: no answer from ``<uri>/health``.
-        """
-        if not self.tracking_uri.startswith(("http://", "https://")):
-            return
-        import httpx
-
-        try:
-            httpx.get(self.tracking_uri.rstrip("/") + "/health", timeout=5.0).raise_for_status()
-        except httpx.HTTPError as error:
-            raise RegistryError(
-                f"MLflow tracking server {self.tracking_uri} does not answer ({error}): expected it running "
-                f"(`make mlflow-up`), or set DOCCLASS_MLFLOW_TRACKING_URI (e.g. sqlite:///.data/mlflow/mlflow.db)"
-            ) from error
 
     def experiment_id(self, name: str | None = None) -> str:
         """Id of the experiment (created when missing)."""
@@ -227,9 +115,7 @@ class Registry:
 
     # ------------------------------------------------------------------------------------------------ runs
 
-    def start_run(
-        self, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
-    ) -> str:
+    def start_run(self, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None = None) -> str:
         """A new run in the experiment; returns its id."""
         all_tags = {key: _tag(value) for key, value in tags.items()}
         if parent_run_id:
@@ -305,75 +191,6 @@ class Registry:
 
     # -------------------------------------------------------------------------------------------- versions
 
-    def _info(self, mv: Any, champion: int | None) -> VersionInfo:
-        number = int(mv.version)  # int from SQLite, str over REST
-        return VersionInfo(
-            number=number,
-            tags=dict(mv.tags or {}),
-            run_id=mv.run_id,
-            source=mv.source,
-            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
-            champion=number == champion,
-        )
-
-    def champion_number(self) -> int | None:
-        """Registered version the ``champion`` alias points to (None = 1.0, no model)."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(self.model_name)
-        except MlflowException as error:
-            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-        value = (model.aliases or {}).get(CHAMPION)
-        return int(value) if value is not None else None
-
-    def versions(self, include_incomplete: bool = False) -> list[VersionInfo]:
-        """Registered versions, oldest first, with champion flag and last promotion time."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            found = self.client.search_model_versions(f"name = '{self.model_name}'")
-        except MlflowException as error:
-            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return []
-            raise
-        champion = self.champion_number()
-        promoted: dict[int, str] = {}
-        for event in self.history():
-            if event.to_version is not None:
-                promoted[event.to_version] = event.when
-        infos = sorted((self._info(mv, champion) for mv in found), key=lambda v: v.number)
-        for info in infos:
-            info.promoted_at = promoted.get(info.number)
-        return [v for v in infos if include_incomplete or v.complete]
-
-    def version(self, number: int) -> VersionInfo:
-        """A complete version.
-
-        Raises:
-            RegistryError: no such version, or it is incomplete.
-        """
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self.client.get_model_version(self.model_name, str(number))
-        except MlflowException as error:
-            raise RegistryError(
-                f"version {format_version(number)} of {self.model_name!r} does not exist: see `docclass versions`"
-            ) from error
-        info = self._info(mv, self.champion_number())
-        if not info.complete:
-            raise RegistryError(
-                f"version {info.name} is incomplete (its round crashed): rerun the round to complete it"
-            )
-        return info
-
-    def champion(self) -> VersionInfo | None:
-        number = self.champion_number()
-        return self.version(number) if number is not None else None
-
     def find_version(self, round_key: str) -> VersionInfo | None:
         """The version registered for a round (complete or not), or None."""
         from mlflow.exceptions import MlflowException
@@ -389,19 +206,70 @@ class Registry:
         infos = sorted((self._info(mv, self.champion_number()) for mv in found), key=lambda v: v.number)
         return infos[0] if infos else None
 
-    def register(self, run_id: str, tags: Mapping[str, Any]) -> int:
-        """Register the model directory of a finished run as a new version (not yet complete)."""
-        self.ensure_model()
+    def log_model(self, run_id: str, model_dir: Path) -> str:
+        """Upload a sealed model directory as the run's ``model`` artifact; returns its digest for :meth:`register`.
+
+        Raises:
+            ModelIntegrityError: the directory does not match its own ``digests.json`` (nothing is uploaded).
+        """
+        from pipelines.models.persistence import manifest_digest, verify_model_dir
+
+        verify_model_dir(model_dir)
+        digest = manifest_digest(model_dir)
+        self.log_artifacts(run_id, model_dir, MODEL_DIR)
+        return digest
+
+    def register(self, run_id: str, tags: Mapping[str, Any], *, digest: str) -> int:
+        """Register the model directory of a finished run as a new version (not yet complete).
+
+        Args:
+            run_id: the run whose ``model`` artifact is registered.
+            tags: version tags (``complete`` is left out: :meth:`mark_complete` writes it last).
+            digest: the sha256 of the model's ``digests.json`` as computed before upload (:meth:`log_model`);
+                recorded as the tag ``digests_sha256`` when the version is created.
+
+        Raises:
+            ModelIntegrityError: ``digest`` is not a sha256, or the uploaded ``digests.json`` does not match it.
+        """
+        import mlflow.artifacts
+
+        from pipelines.models.persistence import (
+            DIGESTS_FILE,
+            ModelIntegrityError,
+            check_sha256,
+            manifest_digest,
+        )
+
+        digest = check_sha256(digest, "the model digest to register")
         artifact_uri = self.client.get_run(run_id).info.artifact_uri
+        source = f"{artifact_uri}/{MODEL_DIR}"
+        with tempfile.TemporaryDirectory(prefix="docclass-register-") as tmp:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{source}/{DIGESTS_FILE}", dst_path=tmp, tracking_uri=self.tracking_uri
+            )
+            stored = manifest_digest(Path(tmp))
+        if stored != digest:
+            raise ModelIntegrityError(
+                f"the {MODEL_DIR}/{DIGESTS_FILE} of run {run_id} does not match the model that was uploaded: "
+                f"expected sha256 {digest}, found {stored}; not registering it"
+            )
+        self.ensure_model()
+        own = {key: _tag(value) for key, value in tags.items() if key not in (COMPLETE, DIGEST_TAG)}
         mv = self.client.create_model_version(
-            self.model_name,
-            source=f"{artifact_uri}/{MODEL_DIR}",
-            run_id=run_id,
-            tags={key: _tag(value) for key, value in tags.items() if key != COMPLETE},
+            self.model_name, source=source, run_id=run_id, tags={**own, DIGEST_TAG: digest}
         )
         return int(mv.version)
 
     def set_version_tags(self, number: int, tags: Mapping[str, Any]) -> None:
+        """Add or change tags of a version (never ``digests_sha256``: it is fixed at registration).
+
+        Raises:
+            RegistryError: ``tags`` sets ``digests_sha256``.
+        """
+        if DIGEST_TAG in tags:
+            raise RegistryError(
+                f"tag {DIGEST_TAG} is written once, when the version is registered: not changing it"
+            )
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(number), key, _tag(value))
 
@@ -409,41 +277,7 @@ class Registry:
         """The last step of a registration: from now on the version is listed and can be promoted."""
         self.client.set_model_version_tag(self.model_name, str(number), COMPLETE, "true")
 
-    def download_model(self, number: int, dst: Path) -> Path:
-        """The model directory of a version (``pipelines.models.load_model`` reads it)."""
-        import mlflow.artifacts
-
-        # The version's source, not a models:/ URI: that one resolves through the process-wide registry URI.
-        source = self.client.get_model_version(self.model_name, str(number)).source
-        dst.mkdir(parents=True, exist_ok=True)
-        return Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=self.tracking_uri)
-        )
-
     # ------------------------------------------------------------------------------------------- promotion
-
-    def history(self) -> list[PromotionEvent]:
-        """Every move of the champion alias, oldest first."""
-        found = self.client.get_experiment_by_name(f"{self.experiment}-promotions")
-        if found is None:
-            return []
-        runs = self.client.search_runs([found.experiment_id], max_results=10000)
-        events = []
-        for run in runs:
-            tags = run.data.tags
-            events.append(
-                PromotionEvent(
-                    seq=int(tags["seq"]),
-                    when=tags["when"],
-                    from_version=int(tags["from"]) or None,
-                    to_version=int(tags["to"]) or None,
-                    reason=tags.get("reason", ""),
-                    by=tags.get("by", ""),
-                    automatic=tags.get("automatic") == "true",
-                    run_id=run.info.run_id,
-                )
-            )
-        return sorted(events, key=lambda e: e.seq)
 
     def move_champion(self, to: int | None, *, reason: str, by: str, automatic: bool) -> PromotionEvent:
         """Point ``champion`` at version ``to`` (None: remove it, back to 1.0) and record the move.

@@ -241,7 +241,7 @@ def _evaluate_champion(
     """
     from pipelines.evaluate import cross_validate
     from pipelines.gates import forward_accuracy
-    from pipelines.models import CandidateUnavailable, load_model, make_candidate
+    from pipelines.models import CandidateUnavailable, make_candidate
 
     if champion is None:
         return None, None, {}
@@ -273,7 +273,8 @@ def _evaluate_champion(
     new = [i for i, doc in enumerate(dataset.documents) if doc.sha256 not in trained_on]
     forward = None
     if new:
-        model, _ = load_model(registry.download_model(champion.number, workdir / "champion"))
+        # Downloaded and checked against the digest registered with the champion before anything is unpickled.
+        model = registry.load_version(champion.number, workdir).model
         docs = [dataset.documents[i] for i in new]
         truth = [dataset.labels[i] for i in new]
         oof = dict(zip(result.best.report.sha256, result.best.report.y_pred, strict=True))
@@ -310,6 +311,7 @@ def _log_round(
     """
     from pipelines.evaluate import confusion_matrix_png, write_report
     from pipelines.models import save_model
+    from pipelines.models.persistence import seal_model_dir
 
     common = {
         "round_key": round_key,
@@ -369,7 +371,9 @@ def _log_round(
             # The page splitter (multi-document PDFs) is trained on the same documents and ships with the model.
             splitter = fit_splitter(dataset.documents, dataset.labels, params.get("split"), int(params["seed"]))
             save_splitter(splitter, model_dir)
-            registry.log_artifacts(run, model_dir, MODEL_DIR)
+            # Seal again with the splitter: its digest, recorded at registration, vouches for every model file.
+            seal_model_dir(model_dir)
+            info["model_digest"] = registry.log_model(run, model_dir)
             registry.log_json(
                 run,
                 TRAIN_DOCS_FILE,
@@ -394,8 +398,19 @@ def _log_round(
 
 
 def _register(registry: Registry, info: Mapping[str, Any], parent: str) -> int:
-    """Register the best run's model with every tag, then mark the version complete (last)."""
-    number = registry.register(info["best_run_id"], {**info["tags"], "round_run_id": parent})
+    """Register the best run's model with every tag and its digest, then mark the version complete (last).
+
+    Raises:
+        RegistryError: the round was logged without a model digest (by a version of docclass before digests).
+    """
+    if not info.get("model_digest"):
+        raise RegistryError(
+            f"round run {parent} has no model_digest in its {ROUND_FILE}: expected one recorded when the model was "
+            f"uploaded; a round logged without digests cannot be registered, train it again"
+        )
+    number = registry.register(
+        info["best_run_id"], {**info["tags"], "round_run_id": parent}, digest=str(info["model_digest"])
+    )
     registry.mark_complete(number)
     return number
 
@@ -630,6 +645,7 @@ def reproduce(
 
     Raises:
         RegistryError: no such complete version.
+        ModelIntegrityError: its recorded metadata do not match the digest registered with it.
         RuntimeError: the snapshot is not on the remote.
     """
 
@@ -637,7 +653,7 @@ def reproduce(
     parent = version.tags["round_run_id"]
     info = registry.read_json(parent, ROUND_FILE)
     params = registry.read_json(version.run_id, PARAMS_FILE)
-    recorded = registry.read_json(version.run_id, f"{MODEL_DIR}/meta.json")["cross_validation"]
+    recorded = registry.model_meta(number)["cross_validation"]  # checked against the registered digest
     md5 = version.tags["dataset_md5"]
     with tempfile.TemporaryDirectory(prefix="docclass-reproduce-") as tmp:
         dataset_dir = store.restore(md5, Path(tmp))
@@ -661,12 +677,16 @@ def compare(registry: Registry, a: int, b: int) -> dict[str, Any]:
 
     The confusion matrices count out-of-fold predictions on each version's own dataset; they are aligned on the
     union of classes, and row-normalised rates are compared too since the datasets differ in size.
+
+    Raises:
+        RegistryError: a version does not exist or is incomplete.
+        ModelIntegrityError: a version's metadata do not match the digest registered with it.
     """
     import numpy as np
 
     va, vb = registry.version(a), registry.version(b)
-    ma = registry.read_json(va.run_id, f"{MODEL_DIR}/meta.json")["cross_validation"]
-    mb = registry.read_json(vb.run_id, f"{MODEL_DIR}/meta.json")["cross_validation"]
+    ma = registry.model_meta(a)["cross_validation"]  # both checked against their registered digests
+    mb = registry.model_meta(b)["cross_validation"]
     classes = sorted(set(ma["classes"]) | set(mb["classes"]))
 
     def aligned(m: Mapping[str, Any]) -> np.ndarray:

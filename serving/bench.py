@@ -92,9 +92,9 @@ def build_registry(root: Path) -> tuple[str, Path, Path, Path]:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     registry = Registry(uri, "docclass", "docclass")
     run = registry.start_run("bench", {"kind": "bench"})
-    registry.log_artifacts(run, root / "model", "model")
+    digest = registry.log_model(run, root / "model")
     registry.finish_run(run)
-    number = registry.register(run, {"label_count": len(data.labels)})
+    number = registry.register(run, {"label_count": len(data.labels)}, digest=digest)
     registry.mark_complete(number)
     registry.move_champion(number, reason="bench", by="bench", automatic=False)
 

@@ -3,14 +3,14 @@ a small LRU cache.
 
 A swap is one reference assignment: a request takes the current :class:`LoadedModel` once and keeps it, so it
 finishes on the model it started with while the next request already gets the new champion. A new model is
-downloaded and loaded before the swap; a failed load keeps the old champion serving and is retried next poll.
+downloaded, verified against the digest registered with it, and loaded before the swap; a failed load (also a
+tampered or unregistered artefact: nothing of it is unpickled) keeps the old champion serving and is retried next
+poll.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from serving.registry import VerifiedModel
+
 logger = logging.getLogger(__name__)
 
 
 class RegistryLike(Protocol):
-    """What the store needs of :class:`flows.registry.Registry`."""
+    """What the store needs of :class:`serving.registry.RegistryReader`."""
 
     def champion_number(self) -> int | None: ...
 
-    def download_model(self, number: int, dst: Path) -> Path: ...
+    def load_version(self, number: int, workdir: Path) -> VerifiedModel: ...
 
 
 class NoModelError(LookupError):
@@ -54,25 +56,27 @@ class LoadedModel:
 
 
 def load_from_registry(registry: RegistryLike, number: int, workdir: Path) -> LoadedModel:
-    """Download version ``number`` into a fresh folder under ``workdir``, load it, remove the files."""
-    from pipelines.models import load_model
-    from pipelines.split import load_splitter
+    """Version ``number`` downloaded under ``workdir``, verified against its registered digest, loaded.
 
-    target = Path(tempfile.mkdtemp(prefix=f"v{number}-", dir=workdir))
-    try:
-        model_dir = registry.download_model(number, target)
-        model, meta = load_model(model_dir)
-        splitter = load_splitter(model_dir)
-    finally:
-        shutil.rmtree(target, ignore_errors=True)
-    return LoadedModel(number=number, model=model, meta=meta, loaded_at=time.time(), splitter=splitter)
+    Raises:
+        ModelIntegrityError: the artefacts do not match the registered digest (nothing was unpickled).
+        ModelLoadError, RegistryError: the version cannot be found or loaded.
+    """
+    verified = registry.load_version(number, workdir)
+    return LoadedModel(
+        number=number,
+        model=verified.model,
+        meta=verified.meta,
+        loaded_at=time.time(),
+        splitter=verified.splitter,
+    )
 
 
 class ModelStore:
     """Champion (hot-swapped) and pinned versions (LRU) of one worker.
 
     Args:
-        registry: the MLflow registry (or anything with ``champion_number`` / ``download_model``).
+        registry: the MLflow registry read side (or anything with ``champion_number`` / ``load_version``).
         cache_versions: pinned versions kept besides the champion.
         workdir: scratch folder for downloads.
         loader: ``loader(registry, number, workdir) -> LoadedModel`` (tests replace it).
@@ -133,9 +137,7 @@ class ModelStore:
             loaded = self._get_or_load(number)
             self._champion = loaded  # the swap: requests holding the old one keep it
             self.swaps += 1
-            logger.info(
-                "champion is now %s (was %s)", loaded.version, current.version if current else "1.0"
-            )
+            logger.info("champion is now %s (was %s)", loaded.version, current.version if current else "1.0")
             return True
 
     # --------------------------------------------------------------------------------------------- pinned
@@ -203,4 +205,6 @@ class ChampionPoller:
                 self.store.last_error = None
             except Exception as error:  # noqa: BLE001 - a registry outage must not kill the poller
                 self.store.last_error = f"{type(error).__name__}: {error}"
-                logger.warning("champion poll failed, still serving the current model: %s", self.store.last_error)
+                logger.warning(
+                    "champion poll failed, still serving the current model: %s", self.store.last_error
+                )

@@ -47,7 +47,6 @@ from serving.postprocess import (
 )
 
 with bentoml.importing():
-    from flows.registry import Registry, RegistryError, format_version, parse_version
     from flows.settings import Settings
     from pipelines.extract import ExtractConfig, extract_documents
     from pipelines.ingest import Limits, Rejected, expand
@@ -55,6 +54,7 @@ with bentoml.importing():
     from pipelines.predict import predict_documents
     from serving.batching import Batcher
     from serving.models import ChampionPoller, ModelStore, UnknownVersionError
+    from serving.registry import RegistryError, RegistryReader, format_version, parse_version
 
 logger = logging.getLogger("docclass.serving")
 
@@ -165,7 +165,7 @@ class DocClassifier:
         )
         self.extract_config = ExtractConfig.from_params(params["extract"])
         self.split_params = params.get("split")
-        self.registry = Registry.from_settings(settings)
+        self.registry = RegistryReader.from_settings(settings)
         self.workdir = Path(tempfile.mkdtemp(prefix="docclass-serve-"))
         self.store = ModelStore(self.registry, self.config.cache_versions, self.workdir)
         try:

@@ -134,12 +134,14 @@ def train(
         "candidates": summary,
     }
     save_model(result.model, model_out, meta)
+    from pipelines.models.persistence import seal_model_dir
     from pipelines.split import fit_splitter, save_splitter
 
     with _progress("fitting the page splitter", 1) as advance:
         save_splitter(
             fit_splitter(dataset.documents, dataset.labels, params["split"], int(params["seed"])), model_out
         )
+        seal_model_dir(model_out)  # digests.json now covers the splitter too: loading checks every file
         advance()
     if report_out is not None:
         report_out.parent.mkdir(parents=True, exist_ok=True)

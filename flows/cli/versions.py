@@ -188,7 +188,7 @@ def reproduce(
     registry, store, settings = _open()
     try:
         result = reproduce_version(number, registry, store, cache_dir=settings.cache_dir, log=err.print)
-    except (RegistryError, RuntimeError) as error:
+    except (RegistryError, RuntimeError) as error:  # RuntimeError covers ModelIntegrityError and the DVC remote
         _fail(str(error))
     if as_json:
         typer.echo(json.dumps(result.row(), indent=2))
@@ -217,11 +217,12 @@ def compare(
     """Metric deltas (b - a) and the confusion-matrix difference of two versions."""
     from flows.registry import RegistryError
     from flows.versions import compare as compare_versions
+    from pipelines.models import ModelLoadError
 
     registry, _, _ = _open()
     try:
         result = compare_versions(registry, _version(a), _version(b))
-    except RegistryError as error:
+    except (RegistryError, ModelLoadError) as error:
         _fail(str(error))
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from flows.registry import Registry, RegistryError, RegistrySettings, format_version, parse_version
+from flows.registry import (
+    DIGEST_TAG,
+    Registry,
+    RegistryError,
+    RegistrySettings,
+    format_version,
+    parse_version,
+)
+from pipelines.models.persistence import ModelIntegrityError, manifest_digest, seal_model_dir
 
 
 @pytest.fixture
@@ -18,10 +26,12 @@ def add_version(registry: Registry, tmp_path: Path, *, gate: str = "pass", compl
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "meta.json").write_text("{}")
+    seal_model_dir(model)
     run = registry.start_run("text", {"kind": "candidate"})
-    registry.log_artifacts(run, model, "model")
+    digest = registry.log_model(run, model)
     registry.finish_run(run)
-    number = registry.register(run, {"gate": gate, "gate_reasons": [], "label_count": 10, "complete": "true"})
+    tags = {"gate": gate, "gate_reasons": [], "label_count": 10, "complete": "true"}
+    number = registry.register(run, tags, digest=digest)
     if complete:
         registry.mark_complete(number)
     return number
@@ -87,6 +97,49 @@ def test_download_model_of_a_version(registry: Registry, tmp_path: Path):
     number = add_version(registry, tmp_path)
     path = registry.download_model(number, tmp_path / "dl")
     assert (path / "meta.json").read_text() == "{}"
+
+
+def test_registration_records_the_digest_of_the_uploaded_model(registry: Registry, tmp_path: Path):
+    number = add_version(registry, tmp_path)
+    tags = registry.client.get_model_version("docclass", str(number)).tags
+    assert tags[DIGEST_TAG] == manifest_digest(tmp_path / "model") == registry.registered_digest(number)
+    assert "complete" in tags  # the caller's own tags are kept beside it
+
+
+def test_registration_refuses_a_digest_that_is_not_the_uploaded_one(registry: Registry, tmp_path: Path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "meta.json").write_text("{}")
+    seal_model_dir(model)
+    run = registry.start_run("text", {"kind": "candidate"})
+    digest = registry.log_model(run, model)
+    with pytest.raises(ModelIntegrityError, match="expected a sha256 digest of 64 hexadecimal characters"):
+        registry.register(run, {}, digest="abc")
+    other = "0" * 64
+    with pytest.raises(
+        ModelIntegrityError, match=f"expected sha256 {other}, found {digest}; not registering it"
+    ):
+        registry.register(run, {}, digest=other)
+    assert registry.versions(include_incomplete=True) == []
+
+
+def test_log_model_refuses_a_directory_that_does_not_match_its_digests(registry: Registry, tmp_path: Path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "meta.json").write_text("{}")
+    seal_model_dir(model)
+    (model / "meta.json").write_text('{"changed": true}')
+    run = registry.start_run("text", {"kind": "candidate"})
+    with pytest.raises(ModelIntegrityError, match="meta.json .* does not match its recorded digest"):
+        registry.log_model(run, model)
+
+
+def test_the_digest_tag_is_written_once(registry: Registry, tmp_path: Path):
+    number = add_version(registry, tmp_path)
+    with pytest.raises(RegistryError, match=f"tag {DIGEST_TAG} is written once"):
+        registry.set_version_tags(number, {DIGEST_TAG: "0" * 64})
+    registry.set_version_tags(number, {"note": "fine"})
+    assert registry.registered_digest(number) == manifest_digest(tmp_path / "model")
 
 
 def test_unreachable_server_fails_fast():

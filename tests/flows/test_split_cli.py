@@ -15,6 +15,7 @@ from flows.cli.split import output_name, register
 from pipelines.extract import ExtractConfig, extract_documents
 from pipelines.ingest import Limits, RawDocument, sha256_of
 from pipelines.models import TextClassifier, save_model
+from pipelines.models.persistence import seal_model_dir
 from pipelines.samples import make_bundle, make_document
 from pipelines.split import fit_splitter, save_splitter
 from tests.conftest import ROOT
@@ -54,6 +55,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = TextClassifier(calibration_folds=2).fit(docs, labels)
     save_model(model, out, {"candidate": "text"})
     save_splitter(fit_splitter(docs, labels, SPLIT_PARAMS, seed=0), out)
+    seal_model_dir(out)
     return out
 
 
@@ -94,6 +96,7 @@ def test_split_without_a_saved_splitter_falls_back(app, model_dir, tmp_path, mon
     bare.mkdir()
     for name in ("model.joblib", "meta.json"):
         (bare / name).write_bytes((model_dir / name).read_bytes())
+    seal_model_dir(bare)
     image = tmp_path / "payslip.png"
     image.write_bytes(_doc("payslip", 4, kind="scanned", fmt="png"))
     out = tmp_path / "out"

@@ -6,17 +6,21 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import random
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
+import joblib
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from flows.registry import Registry, RegistryError
 from flows.versions import SnapshotStore, compare, reproduce, run_round
+from pipelines.models.persistence import DIGESTS_FILE, ModelIntegrityError, manifest_digest
 from pipelines.params import load_params
 from pipelines.samples import generate_corpus
 
@@ -243,3 +247,66 @@ def test_crash_mid_round_leaves_no_half_registered_version(tmp: Path, monkeypatc
     assert [v.number for v in world.registry.versions()] == [1]
     assert world.registry.champion_number() == 1
     assert [(e.from_version, e.to_version) for e in world.registry.history()] == [(None, 1)]
+    # registered from the crashed round's record: with the digest computed before the upload
+    world.registry.verify_model(1, world.registry.download_model(1, tmp / "crash-download"))
+
+
+def stored_model(world: World, number: int) -> Path:
+    """The registry's own copy of a version's model directory."""
+    source = world.registry.client.get_model_version("docclass", str(number)).source
+    return Path(unquote(urlparse(source).path))
+
+
+class Payload:
+    """A pickle that creates ``marker`` when it is unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_round_versions_carry_the_digest_of_every_model_file(rounds: list[Any], world: World, tmp: Path):
+    stored = stored_model(world, 3)
+    listed = json.loads((stored / DIGESTS_FILE).read_text())["files"]
+    assert set(listed) == {"meta.json", "model.joblib", "splitter.joblib"}  # the splitter is sealed too
+    assert world.registry.registered_digest(3) == manifest_digest(stored)
+    loaded = world.registry.load_version(3, tmp / "load")
+    assert loaded.splitter is not None
+    assert loaded.meta["cross_validation"]["accuracy"] == world.registry.version(3).metric("accuracy")
+
+
+def test_tampered_metadata_stops_compare_and_reproduce(rounds: list[Any], world: World):
+    meta_path = stored_model(world, 1) / "meta.json"
+    original = meta_path.read_bytes()
+    meta = json.loads(original)
+    meta["cross_validation"]["accuracy"] = 1.0
+    meta_path.write_text(json.dumps(meta))
+    try:
+        with pytest.raises(ModelIntegrityError, match="version 1.1: meta.json in .* does not match"):
+            compare(world.registry, 1, 4)
+        with pytest.raises(ModelIntegrityError, match="version 1.1: meta.json"):
+            reproduce(1, world.registry, world.store, cache_dir=world.cache)
+        result = cli(world, "compare", "1.1", "1.4")
+        assert result.exit_code == 2 and "does not match its recorded digest" in result.output
+    finally:
+        meta_path.write_bytes(original)
+    assert compare(world.registry, 1, 4)["a"] == "1.1"
+
+
+def test_a_round_refuses_a_tampered_champion_without_unpickling_it(
+    rounds: list[Any], world: World, tmp: Path
+):
+    champion = world.registry.champion_number()
+    model_path = stored_model(world, champion) / "model.joblib"
+    original = model_path.read_bytes()
+    marker = tmp / "pwned"
+    joblib.dump(Payload(marker), model_path)
+    try:
+        with pytest.raises(ModelIntegrityError, match=f"version 1.{champion}: model.joblib"):
+            world.round(dataset(tmp, 10))  # new documents: the champion's forward accuracy needs its model
+    finally:
+        model_path.write_bytes(original)
+    assert not marker.exists()
+    assert [v.number for v in world.registry.versions(include_incomplete=True)] == [1, 2, 3, 4]

@@ -25,6 +25,7 @@ from pipelines.models import (
     softmax,
 )
 from pipelines.models.base import negative_log_likelihood
+from pipelines.models.persistence import seal_model_dir
 from tests.pipelines._docs import CLASSES, make_docs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,16 +304,20 @@ def test_load_model_errors_are_clear(fitted, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="has no meta.json"):
         load_model(tmp_path / "empty")
+    # Each broken file is sealed again, as by a bad save: past the digest check (tests/pipelines/test_persistence.py)
     save_model(fitted["visual"], tmp_path / "bad", {})
     (tmp_path / "bad" / "model.joblib").write_bytes(b"not a pickle")
+    seal_model_dir(tmp_path / "bad")
     with pytest.raises(ModelLoadError, match="unreadable model file"):
         load_model(tmp_path / "bad")
     (tmp_path / "bad" / "meta.json").write_text("{broken")
+    seal_model_dir(tmp_path / "bad")
     with pytest.raises(ModelLoadError, match="unreadable .*meta.json"):
         load_model(tmp_path / "bad")
     save_model(fitted["visual"], tmp_path / "swapped", {})
     meta = json.loads((tmp_path / "swapped" / "meta.json").read_text())
     meta["classes"] = ["a", "b"]
     (tmp_path / "swapped" / "meta.json").write_text(json.dumps(meta))
+    seal_model_dir(tmp_path / "swapped")
     with pytest.raises(ModelLoadError, match="does not match meta.json"):
         load_model(tmp_path / "swapped")

@@ -75,9 +75,9 @@ def _register(registry: Any, model: Any, workdir: Path, name: str, tags: dict[st
     model_dir = workdir / name / "model"
     save_model(model, model_dir, {})
     run = registry.start_run(name, {"kind": "test"})
-    registry.log_artifacts(run, model_dir, "model")
+    digest = registry.log_model(run, model_dir)
     registry.finish_run(run)
-    number = registry.register(run, tags)
+    number = registry.register(run, tags, digest=digest)
     registry.mark_complete(number)
     return number
 

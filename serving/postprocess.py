@@ -73,15 +73,6 @@ class ServeConfig:
         return int(self.max_upload_mb * MB)
 
 
-def no_model_message(label_count: int | None, min_labels: int | None) -> str:
-    """The 503 answer before version 1.1 exists, e.g. ``"no model yet: 7 of 20 labels"``."""
-    if label_count is None:
-        return "no model yet (version 1.0): label documents and run a training round (`docclass round`)"
-    if min_labels:
-        return f"no model yet: {label_count} of {min_labels} labels"
-    return f"no model yet: {label_count} labels so far; a training round must promote a first version"
-
-
 def thumbnail_data_uri(image: Any) -> str:
     """A ``data:image/png;base64,...`` URI of a uint8 grayscale page thumbnail (numpy array)."""
     from PIL import Image

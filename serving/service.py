@@ -39,7 +39,6 @@ from serving.postprocess import (
     ServeConfig,
     document_answer,
     error_body,
-    no_model_message,
     parse_bearer,
     rejection_status,
     thumbnail_data_uri,
@@ -47,6 +46,8 @@ from serving.postprocess import (
 )
 
 with bentoml.importing():
+    from mlflow.exceptions import MlflowException
+
     from flows.settings import Settings
     from pipelines.extract import ExtractConfig, extract_documents
     from pipelines.ingest import Limits, Rejected, expand
@@ -54,7 +55,13 @@ with bentoml.importing():
     from pipelines.predict import predict_documents
     from serving.batching import Batcher
     from serving.models import ChampionPoller, ModelStore, UnknownVersionError
-    from serving.registry import RegistryError, RegistryReader, format_version, parse_version
+    from serving.registry import (
+        RegistryError,
+        RegistryReader,
+        format_version,
+        no_champion_message,
+        parse_version,
+    )
 
 logger = logging.getLogger("docclass.serving")
 
@@ -309,7 +316,7 @@ class DocClassifier:
                 raise HTTPError(404, f"{error}: see GET /versions for the registered versions") from error
         model = self.store.champion
         if model is None:
-            raise HTTPError(503, no_model_message(self._label_count(), self.config.min_labels))
+            raise HTTPError(503, await asyncio.to_thread(self._no_model_message))
         return model
 
     def _split(self, model: Any, docs: list[Any]) -> list[Any]:
@@ -330,13 +337,13 @@ class DocClassifier:
             (rejected if isinstance(result, Rejected) else docs).append(result)
         return docs, rejected
 
-    def _label_count(self) -> int | None:
-        """Labelled documents from the last `labeling pull` (None when there is no pull state)."""
-        path = self.settings.state_file
+    def _no_model_message(self) -> str:
+        """Why there is no champion, from the registry (the labeler's files may live on another machine)."""
         try:
-            return len(json.loads(path.read_text()).get("labels", {}))
-        except (OSError, ValueError, AttributeError):
-            return None
+            versions = self.registry.versions()
+        except (RegistryError, MlflowException, OSError) as error:
+            return f"no model yet (version 1.0); the registry cannot say more: {error}"
+        return no_champion_message(versions, self.config.min_labels)
 
     # ---------------------------------------------------------------------------------- versions and page
 

@@ -152,16 +152,21 @@ def test_hot_swap_follows_the_champion_alias(client: TestClient, service_env: Wo
     assert body["documents"][0]["label"] == service_env.shift["other"]
 
 
-def test_no_model_yet_is_a_503_with_label_count(service_env: World) -> None:
+def test_no_model_yet_is_a_503_saying_what_the_registry_holds(service_env: World) -> None:
     labeling = service_env.root / "data" / "labeling"
     labeling.mkdir(parents=True, exist_ok=True)
+    # The labeler's pull state may live on another machine: the service reads the registry, never this file.
     (labeling / "pull-state.json").write_text('{"labels": {"1": {}, "2": {}, "3": {}, "4": {}, "5": {}, "6": {}, "7": {}}}')
     service_env.promote(None)
     try:
         with make_client() as c:
             response = post(c, "a.pdf", service_env.doc("w9").read_bytes())
             assert response.status_code == 503
-            assert response.json()["error"].startswith("no model yet")
+            assert response.json()["error"] == (
+                f"no model yet (version 1.0): 2 version(s) registered, none is champion; the latest, "
+                f"1.{service_env.v2} (20 labels), passed its gates but is not champion: promote it with "
+                f"`docclass promote`"
+            )
             assert c.get("/readyz").status_code == 200
     finally:
         service_env.promote(service_env.v1)

@@ -15,7 +15,6 @@ from serving.models import LoadedModel, ModelStore, UnknownVersionError
 from serving.postprocess import (
     ServeConfig,
     document_answer,
-    no_model_message,
     parse_bearer,
     rejection_status,
     split_by_counts,
@@ -32,12 +31,6 @@ def test_config_defaults_overrides_and_errors() -> None:
         ServeConfig.from_params({"serve": {"pol_seconds": 1}})
     with pytest.raises(ValueError, match="serve.max_pages is 0: expected a positive number"):
         ServeConfig.from_params({"serve": {"max_pages": 0}})
-
-
-def test_no_model_message() -> None:
-    assert no_model_message(7, 20) == "no model yet: 7 of 20 labels"
-    assert no_model_message(7, None).startswith("no model yet: 7 labels so far")
-    assert no_model_message(None, 20).startswith("no model yet (version 1.0)")
 
 
 def test_document_answer_applies_the_served_threshold() -> None:

@@ -77,7 +77,7 @@ bench: install  ## accuracy beside the plain reference (n/class, source held out
 	$(BIN)/docclass bench --corpus $(CORPUS) --out bench
 
 bench-serve: install  ## service throughput and p50/p99 at concurrency 1, 8, 32 (born-digital PDF, scan), memory
-	$(BIN)/python -m serving.bench --seconds 10 --workers 2 --out bench/serve.json
+	$(BIN)/python -m flows.bench_serve --seconds 10 --workers 2 --out bench/serve.json
 
 bench-split: install  ## split benchmark: bundles of held-out ../shared/corpus documents (CORPUS=dir to change)
 	$(BIN)/docclass bench-split --corpus $(CORPUS) --out bench

@@ -110,3 +110,25 @@ def test_project_imports_have_no_cycle():
 def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def serving_imports_of_flows(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """serving module -> the flows modules it imports other than flows.settings (module level or in functions)."""
+    found = {
+        module: {t for t in targets if t.split(".")[0] == "flows" and t != "flows.settings"}
+        for module, targets in graph.items()
+        if module.split(".")[0] == "serving"
+    }
+    return {module: targets for module, targets in found.items() if targets}
+
+
+def test_serving_imports_no_flows_module_but_settings():
+    graph = project_import_graph()
+    assert {"serving.service", "serving.registry", "serving.models"} <= set(graph)
+    assert "flows.settings" in graph["serving.registry"]  # the checker sees the one allowed import
+    assert serving_imports_of_flows(graph) == {}
+
+
+def test_serving_import_checker_catches_flows_orchestration():
+    graph = {"serving.x": {"flows.settings", "flows.registry"}, "serving.y": {"flows.settings"}, "flows.a": {"flows.b"}}
+    assert serving_imports_of_flows(graph) == {"serving.x": {"flows.registry"}}

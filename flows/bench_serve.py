@@ -6,7 +6,10 @@ service on a free loopback port with `make serve-up` (serving/bentoml.mk, the sa
 an async httpx client for a fixed time per setting, stops it with `make serve-down`. The client runs on the same
 machine and takes CPU from the server: figures are for the whole box.
 
-    python -m serving.bench --seconds 10 --workers 2 --out bench/serve.json
+It lives in flows/, not serving/, because it registers and promotes a model (the registry's write side): the
+service package reads the registry only.
+
+    python -m flows.bench_serve --seconds 10 --workers 2 --out bench/serve.json
 """
 
 from __future__ import annotations

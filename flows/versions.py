@@ -155,7 +155,12 @@ def git_commit() -> str:
     """Commit of the code (``+dirty`` with uncommitted changes), or ``unknown`` outside git."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -336,7 +341,11 @@ def _log_round(
             candidate.name, {**common, "kind": "candidate", "status": candidate.status}, parent_run_id=parent
         )
         section = params["train"].get(candidate.name)
-        run_params = {"candidate": candidate.name, "seed": params["seed"], "max_folds": params["train"]["max_folds"]}
+        run_params = {
+            "candidate": candidate.name,
+            "seed": params["seed"],
+            "max_folds": params["train"]["max_folds"],
+        }
         run_params.update(_flat(candidate.name, section) if isinstance(section, Mapping) else {})
         metrics: dict[str, float | None] = {"cv_seconds": candidate.seconds}
         if candidate.report is not None:
@@ -369,7 +378,9 @@ def _log_round(
             from pipelines.split import fit_splitter, save_splitter
 
             # The page splitter (multi-document PDFs) is trained on the same documents and ships with the model.
-            splitter = fit_splitter(dataset.documents, dataset.labels, params.get("split"), int(params["seed"]))
+            splitter = fit_splitter(
+                dataset.documents, dataset.labels, params.get("split"), int(params["seed"])
+            )
             save_splitter(splitter, model_dir)
             # Seal again with the splitter: its digest, recorded at registration, vouches for every model file.
             seal_model_dir(model_dir)
@@ -377,7 +388,10 @@ def _log_round(
             registry.log_json(
                 run,
                 TRAIN_DOCS_FILE,
-                [{"sha256": d.sha256, "name": d.name, "label": y} for d, y in zip(dataset.documents, dataset.labels, strict=True)],
+                [
+                    {"sha256": d.sha256, "name": d.name, "label": y}
+                    for d, y in zip(dataset.documents, dataset.labels, strict=True)
+                ],
             )
             registry.log_json(run, PARAMS_FILE, params)
             registry.log_values(
@@ -435,9 +449,13 @@ def _promote(registry: Registry, number: int, info: Mapping[str, Any], log: Log)
     if promote and current == number:
         history = registry.history()
         if not history or history[-1].to_version != number:
-            registry.record_promotion(None, number, reason=info["promotion_reason"], by="round", automatic=True)
+            registry.record_promotion(
+                None, number, reason=info["promotion_reason"], by="round", automatic=True
+            )
     elif promote and format_version(current) != at_round:
-        log(f"champion changed to {format_version(current)} since the round started: {version.name} not promoted")
+        log(
+            f"champion changed to {format_version(current)} since the round started: {version.name} not promoted"
+        )
         promote = False
     elif promote:
         registry.move_champion(number, reason=info["promotion_reason"], by="round", automatic=True)
@@ -492,7 +510,9 @@ def run_round(
     from pipelines.gates import check_gates, check_thresholds, should_promote
 
     if "gate" not in params:
-        raise ValueError("params lack the gate: section: expected min_accuracy, min_macro_f1, min_class_recall, max_regression")
+        raise ValueError(
+            "params lack the gate: section: expected min_accuracy, min_macro_f1, min_class_recall, max_regression"
+        )
     thresholds = check_thresholds(params["gate"])
     names = list(candidates or params["train"]["candidates"])
     registry.check_reachable()
@@ -502,9 +522,9 @@ def run_round(
 
     existing = registry.find_version(round_key)
     parent = registry.find_finished_round(round_key)
-    if existing is not None or parent is not None:
-        if parent is None:
-            parent = existing.tags["round_run_id"]
+    if parent is None and existing is not None:
+        parent = existing.tags["round_run_id"]
+    if parent is not None:
         info = registry.read_json(parent, ROUND_FILE)
         if existing is None:
             log("round already trained (finished runs found): registering it")
@@ -517,7 +537,9 @@ def run_round(
             log(f"round already done: version {existing.name}")
             number = existing.number
         promoted = _promote(registry, number, info, log)
-        return _outcome(number, info, promoted, reused=existing is not None and existing.complete, md5=snapshot.md5)
+        return _outcome(
+            number, info, promoted, reused=existing is not None and existing.complete, md5=snapshot.md5
+        )
 
     dataset = _load(snapshot.path, params, cache_dir)
     for rejected in dataset.rejected:
@@ -570,7 +592,9 @@ def run_round(
         }
         parent = _log_round(registry, round_key, snapshot, dataset, result, params, info, workdir)
     number = _register(registry, info, parent)
-    log(f"registered version {format_version(number)}: gate {tags['gate']}" + (f" ({why})" if reasons else ""))
+    log(
+        f"registered version {format_version(number)}: gate {tags['gate']}" + (f" ({why})" if reasons else "")
+    )
     promoted = _promote(registry, number, info, log)
     return _outcome(number, info, promoted, reused=False, md5=snapshot.md5)
 
@@ -650,6 +674,8 @@ def reproduce(
     """
 
     version = registry.version(number)
+    if version.run_id is None:
+        raise RegistryError(f"version {version.name} has no run: expected one registered by a training round")
     parent = version.tags["round_run_id"]
     info = registry.read_json(parent, ROUND_FILE)
     params = registry.read_json(version.run_id, PARAMS_FILE)
@@ -719,7 +745,8 @@ def compare(registry: Registry, a: int, b: int) -> dict[str, Any]:
         "dataset_revision": {"a": va.tags["dataset_md5"], "b": vb.tags["dataset_md5"]},
         "candidate": {"a": va.tags["candidate"], "b": vb.tags["candidate"]},
         "metrics": {
-            key: {"a": ma.get(key), "b": mb.get(key), "delta": delta(ma.get(key), mb.get(key))} for key in HEADLINE
+            key: {"a": ma.get(key), "b": mb.get(key), "delta": delta(ma.get(key), mb.get(key))}
+            for key in HEADLINE
         },
         "forward_accuracy": {"a": va.metric("forward_accuracy"), "b": vb.metric("forward_accuracy")},
         "per_class": per_class,

@@ -130,5 +130,9 @@ def test_serving_imports_no_flows_module_but_settings():
 
 
 def test_serving_import_checker_catches_flows_orchestration():
-    graph = {"serving.x": {"flows.settings", "flows.registry"}, "serving.y": {"flows.settings"}, "flows.a": {"flows.b"}}
+    graph = {
+        "serving.x": {"flows.settings", "flows.registry"},
+        "serving.y": {"flows.settings"},
+        "flows.a": {"flows.b"},
+    }
     assert serving_imports_of_flows(graph) == {"serving.x": {"flows.registry"}}

@@ -188,7 +188,8 @@ def reproduce(
     registry, store, settings = _open()
     try:
         result = reproduce_version(number, registry, store, cache_dir=settings.cache_dir, log=err.print)
-    except (RegistryError, RuntimeError) as error:  # RuntimeError covers ModelIntegrityError and the DVC remote
+    # RuntimeError covers ModelIntegrityError (tampered metadata) and a snapshot missing from the DVC remote
+    except (RegistryError, RuntimeError) as error:
         _fail(str(error))
     if as_json:
         typer.echo(json.dumps(result.row(), indent=2))

@@ -132,7 +132,7 @@ def test_tampered_metadata_in_the_store_is_refused(store: Store) -> None:
 
 def test_a_version_without_a_registered_digest_is_never_loaded(store: Store, tmp_path: Path) -> None:
     number = store.add()
-    source = store.reader.client.get_model_version("docclass", str(number)).source
+    source = str(store.reader.client.get_model_version("docclass", str(number)).source)
     bare = store.writer.client.create_model_version("docclass", source=source, tags={"complete": "true"})
     with pytest.raises(ModelIntegrityError, match=f"version 1.{bare.version} has no {DIGEST_TAG} tag"):
         store.reader.load_version(int(bare.version), tmp_path)

@@ -411,9 +411,12 @@ def bench(
         )
     except (BenchError, DatasetError, ValueError) as error:
         _fail(str(error))
-    width = None if err.is_terminal else 200  # whole table rows in logs and pipes
+    from rich.console import Console
+
+    # rich caps a print's width at its console's; logs and pipes get a wide console so table rows stay whole
+    tables = err if err.is_terminal else Console(stderr=True, soft_wrap=True, width=220)
     for item in report.renderables(results):
-        err.print(item, width=width)
+        tables.print(item)
     err.print(f"total {results['runtime']['total_seconds']:.0f} s; results in {out}")
     typer.echo(json.dumps({"targets": results["targets"], "runtime": results["runtime"]}, indent=2))
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 import yaml
 from rich.console import Console
 from sklearn.base import BaseEstimator
+from typer.testing import CliRunner
 
+from flows.cli.model import register
 from pipelines.bench import accuracy, report
 from pipelines.bench.accuracy import (
     REFERENCE,
@@ -384,3 +387,30 @@ def test_accuracy_module_calls_the_shipped_prediction_code(monkeypatch):
         log=lambda _: None,
     )
     assert calls == [0.25] and outcomes[0].needs_review == [True] * len(splits[0].test)
+
+
+def test_docclass_bench_prints_the_tables_and_the_targets(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    labels = [c for _ in range(6) for c in CLASSES]
+    _extracted_corpus(corpus, [f"repo{(i // 3) % 2}" for i in range(len(labels))])
+    params = {**PARAMS, "bench": {**PARAMS["bench"], "sizes": [3], "draws": 2, "n_jobs": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("DOCCLASS_DATA_DIR", str(tmp_path / "data"))
+    cli = typer.Typer()
+
+    @cli.callback()
+    def main(ctx: typer.Context) -> None:
+        ctx.obj = {"params_path": tmp_path / "params.yaml"}
+
+    register(cli)
+    out = tmp_path / "out"
+    args = ["bench", "--corpus", str(corpus), "--out", str(out), "-c", "visual", "--no-speed"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "(a) n training documents per class" in result.output
+    assert "(b) each of 2 sources held out in turn, 18 documents evaluated" in result.output
+    # whole rows even though the runner is no terminal: candidate and its columns on one line
+    assert any(line.count("│") >= 12 and "visual" in line for line in result.output.splitlines())
+    assert "targets of issue 11" in result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["candidates"] == [REFERENCE, "visual"] and saved["protocol"]["draws"]["draws"] == 2

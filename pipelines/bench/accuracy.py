@@ -256,7 +256,7 @@ def run_splits(
 # --------------------------------------------------------------------------------------------- statistics
 
 
-def _round(x: float) -> float:
+def _round(x: float | np.floating) -> float:
     return round(float(x), _DECIMALS)
 
 
@@ -295,7 +295,9 @@ def paired_difference(candidate: Sequence[float], reference: Sequence[float]) ->
     }
 
 
-def risk_coverage(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, list[float]]:
+def risk_coverage(
+    confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray
+) -> dict[str, list[float]]:
     """The risk-coverage curve: answering only documents with confidence >= t, for every distinct t.
 
     Returns:

@@ -43,7 +43,7 @@ def _protocol_targets(label: str, cells: Mapping[str, Any] | None, key: str) -> 
         f"{label}: unflagged answers >= {acc_ok:.2f} right with >= {share_ok:.0%} unflagged",
     )
     best = best_candidate(cells, key) if cells else None
-    if best is None:
+    if cells is None or best is None:
         return [_row(name, None, None, None, "not measured") for name in names]
     cell = cells[best]
     diff = cell["diff_vs_reference"]["mean"]

@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ PREDICT = PARAMS["predict"]
 class Spy(BaseEstimator):
     """Wraps a candidate and records which documents it was fitted on and asked about."""
 
-    def __init__(self, name: str, inner: object, log: list) -> None:
+    def __init__(self, name: str, inner: Any, log: list) -> None:
         self.name = name
         self.inner = inner
         self.log = log

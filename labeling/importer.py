@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -10,27 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from PIL import Image, ImageSequence, UnidentifiedImageError
-
 from pipelines.ingest import (
     JPEG,
     PDF,
     PNG,
     TIFF,
     WEBP,
-    CorruptDocumentError,
-    EncryptedDocumentError,
-    ImageBombError,
     IngestError,
     Limits,
     RawDocument,
     Rejected,
-    TooManyPagesError,
+    StorageError,
     ingest_paths,
 )
+from pipelines.render import iter_pages, render_pages
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
+
+__all__ = ["ImportReport", "import_documents", "original_path", "page_url", "prepare_tasks", "render_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +38,8 @@ IMPORT_BATCH = 100
 
 @dataclass
 class ImportReport:
-    """What `docclass import` did."""
+    """What `docclass import` did: every document in exactly one of imported, already in the project, duplicates
+    and rejected."""
 
     imported: list[tuple[str, str]] = field(default_factory=list)  # (name, sha256)
     already_in_project: list[str] = field(default_factory=list)
@@ -55,58 +53,6 @@ def original_path(originals_dir: Path, sha256: str, mime: str) -> Path:
     return originals_dir / f"{sha256}{EXTENSIONS[mime]}"
 
 
-def render_pages(raw: RawDocument, dpi: int, limits: Limits) -> list[Image.Image]:
-    """Page images of a document: PDF pages rendered at ``dpi``, image frames scaled to that page size.
-
-    Raises:
-        IngestError: encrypted, corrupt, too many pages, or a page with too many pixels.
-    """
-    if raw.mime == PDF:
-        return _pdf_pages(raw, dpi, limits)
-    try:
-        image = Image.open(io.BytesIO(raw.data))
-        if image.width * image.height > limits.max_image_pixels:
-            raise ImageBombError(
-                f"{raw.name} is {image.width}x{image.height} pixels: the limit is {limits.max_image_pixels}"
-            )
-        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise CorruptDocumentError(f"{raw.name} is not a readable image: {error}") from error
-    if len(frames) > limits.max_pages:
-        raise TooManyPagesError(f"{raw.name} has {len(frames)} pages: the limit is {limits.max_pages}")
-    longest = int(11.7 * dpi)  # an A4 page's long side at `dpi`: scans come at 200-600 dpi
-    pages = []
-    for frame in frames:
-        page = frame.convert("RGB") if frame.mode not in ("RGB", "L") else frame
-        page.thumbnail((longest, longest))
-        pages.append(page)
-    return pages
-
-
-def _pdf_pages(raw: RawDocument, dpi: int, limits: Limits) -> list[Image.Image]:
-    import pymupdf
-
-    try:
-        pdf = pymupdf.open(stream=raw.data, filetype="pdf")
-    except (pymupdf.FileDataError, RuntimeError, ValueError) as error:
-        raise CorruptDocumentError(f"{raw.name} is not a readable PDF: {error}") from error
-    with pdf:
-        if pdf.needs_pass:
-            raise EncryptedDocumentError(f"{raw.name} is password-protected: expected an unencrypted PDF")
-        if pdf.page_count == 0:
-            raise CorruptDocumentError(f"{raw.name} has no pages: expected a PDF with at least one page")
-        if pdf.page_count > limits.max_pages:
-            raise TooManyPagesError(f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages}")
-        pages = []
-        try:
-            for page in pdf:
-                pix = page.get_pixmap(dpi=dpi, alpha=False)
-                pages.append(Image.frombytes("RGB", (pix.width, pix.height), pix.samples))
-        except (RuntimeError, ValueError) as error:
-            raise CorruptDocumentError(f"{raw.name} cannot be rendered: {error}") from error
-    return pages
-
-
 def page_url(image: Path, files_root: Path) -> str:
     """Label Studio URL serving ``image`` through a local-files storage (path under the document root)."""
     relative = image.resolve().relative_to(files_root.resolve().parent).as_posix()
@@ -114,15 +60,83 @@ def page_url(image: Path, files_root: Path) -> str:
 
 
 def write_pages(raw: RawDocument, files_root: Path, dpi: int, limits: Limits) -> list[str]:
-    """Render a document's pages as PNG under ``files_root/<sha256>/`` (once) and return their URLs."""
+    """Render a document's pages as PNG under ``files_root/<sha256>/`` (once) and return their URLs.
+
+    Raises:
+        IngestError: the document cannot be rendered (see :func:`pipelines.render.iter_pages`).
+        StorageError: the page images cannot be written.
+    """
     folder = files_root / raw.sha256
     done = folder / ".complete"
-    if not done.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for number, image in enumerate(render_pages(raw, dpi, limits), start=1):
-            image.save(folder / f"page-{number:04d}.png", optimize=False)
-        done.touch()
-    return [page_url(path, files_root) for path in sorted(folder.glob("page-*.png"))]
+    try:
+        if not done.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            for number, image in enumerate(iter_pages(raw, dpi, limits), start=1):
+                image.save(folder / f"page-{number:04d}.png", optimize=False)
+            done.touch()
+        return [page_url(path, files_root) for path in sorted(folder.glob("page-*.png"))]
+    except OSError as error:
+        raise StorageError(
+            f"{raw.name}: its page images cannot be written to {folder}: {error.strerror or error}: "
+            "expected a writable folder for the page images Label Studio serves"
+        ) from error
+
+
+def keep_original(raw: RawDocument, originals_dir: Path) -> None:
+    """Keep the document's bytes under ``originals_dir`` (once), for the dataset snapshot.
+
+    Raises:
+        StorageError: the file cannot be written.
+    """
+    keep = original_path(originals_dir, raw.sha256, raw.mime)
+    try:
+        if not keep.exists():
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.write_bytes(raw.data)
+    except OSError as error:
+        raise StorageError(
+            f"{raw.name}: its original cannot be kept at {keep}: {error.strerror or error}: "
+            "expected a writable originals folder"
+        ) from error
+
+
+def prepare_tasks(
+    documents: Iterable[RawDocument],
+    known: set[str],
+    files_root: Path,
+    originals_dir: Path,
+    limits: Limits,
+    dpi: int,
+    report: ImportReport,
+    on_document: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Everything of an import short of Label Studio: page images rendered, originals kept, one task per document.
+
+    A document already in the project (sha256 in ``known``) is noted in ``report.already_in_project``; one that
+    cannot be rendered or stored goes to ``report.rejected`` with its reason, and the others go on.
+
+    Returns:
+        The task data to import, in order; ``report.imported`` lists the same documents.
+    """
+    tasks: list[dict[str, Any]] = []
+    for raw in documents:
+        try:
+            if raw.sha256 in known:
+                report.already_in_project.append(raw.name)
+                continue
+            try:
+                pages = write_pages(raw, files_root, dpi, limits)
+                keep_original(raw, originals_dir)
+            except IngestError as error:
+                report.rejected.append(Rejected(raw.name, error))
+                continue
+            tasks.append({"pages": pages, "sha256": raw.sha256, "name": Path(raw.name).name})
+            report.imported.append((raw.name, raw.sha256))
+            known.add(raw.sha256)
+        finally:
+            if on_document is not None:
+                on_document(raw.name)
+    return tasks
 
 
 def existing_sha256(client: LabelStudio, project_id: int) -> set[str]:
@@ -183,31 +197,12 @@ def import_documents(
     known = existing_sha256(client, project_id)
     if on_total is not None:
         on_total(len(ingested.documents))
-    tasks: list[dict[str, Any]] = []
-    names: list[tuple[str, str]] = []
-    for raw in ingested.documents:
-        try:
-            if raw.sha256 in known:
-                report.already_in_project.append(raw.name)
-                continue
-            try:
-                pages = write_pages(raw, files_root, dpi, limits)
-            except IngestError as error:
-                report.rejected.append(Rejected(raw.name, error))
-                continue
-            keep = original_path(originals_dir, raw.sha256, raw.mime)
-            if not keep.exists():
-                keep.write_bytes(raw.data)
-            tasks.append({"pages": pages, "sha256": raw.sha256, "name": Path(raw.name).name})
-            names.append((raw.name, raw.sha256))
-            known.add(raw.sha256)
-        finally:
-            if on_document is not None:
-                on_document(raw.name)
+    tasks = prepare_tasks(
+        ingested.documents, known, files_root, originals_dir, limits, dpi, report, on_document=on_document
+    )
     for start in range(0, len(tasks), IMPORT_BATCH):
         response = client.projects.import_tasks(
             id=project_id, request=tasks[start : start + IMPORT_BATCH], return_task_ids=True
         )
         report.task_ids.extend(response.task_ids or [])
-    report.imported = names
     return report

@@ -1,51 +1,64 @@
 """Pages of a raw document -> text (PDF text layer, else Tesseract OCR) and a small page image.
 
-OCR pages of all documents in a batch are spread over one Tesseract process per core, and every result is
-cached on disk by content hash, so nothing is OCR'd twice.
+OCR pages go to the process-wide OCR pool (:func:`pipelines.ocr.ocr_pool`, one Tesseract per core, shared by every
+extraction of the process); one call uses at most ``extract.workers`` of it. Every result is cached on disk by
+content hash, so nothing is OCR'd twice. A caller can give up (a request that timed out): pages of its documents
+that have not started are then dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import re
-import struct
 import tempfile
+import threading
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image
 
 from pipelines.document import Document, Page
-from pipelines.ingest import (
-    PDF,
-    CorruptDocumentError,
-    EncryptedDocumentError,
-    ImageBombError,
-    IngestError,
-    Limits,
-    RawDocument,
-    Rejected,
-    TooManyPagesError,
+from pipelines.ingest import PDF, IngestError, Limits, RawDocument, Rejected, StorageError
+from pipelines.ocr import (
+    DEFAULT_TIMEOUT_S,
+    OcrError,
+    OcrFailedError,
+    OcrPool,
+    core_count,
+    ocr_image,
+    ocr_pool,
 )
-from pipelines.ocr import ocr_image
+from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page
+
+__all__ = [
+    "EXTRACTOR_VERSION",
+    "ExtractConfig",
+    "ExtractionCache",
+    "ExtractionCancelledError",
+    "OcrFailedError",
+    "extract_documents",
+    "thumbnail",
+    "usable_text",
+]
 
 logger = logging.getLogger(__name__)
 
 # Bump when extraction output changes for the same input and settings: invalidates the cache.
 EXTRACTOR_VERSION = 1
 
-_LETTER_LONG_SIDE_INCHES = 11.7  # A4; also covers US Letter
 _BLANK_INK_SHARE = 0.002  # pages with less dark ink than this are blank: no OCR
+_POLL_S = 0.1  # how often a waiting extraction looks whether its caller gave up
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,15 @@ class ExtractConfig:
     thumb_width: int = 96
     thumb_height: int = 128
     workers: int = 0
+    ocr_timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not self.ocr_timeout_s > 0:
+            raise ValueError(
+                f"params extract.ocr_timeout_s is {self.ocr_timeout_s}: expected a positive number of seconds"
+            )
+        if self.workers < 0:
+            raise ValueError(f"params extract.workers is {self.workers}: expected 0 (one per core) or more")
 
     @classmethod
     def from_params(cls, extract: dict[str, Any]) -> ExtractConfig:
@@ -67,19 +89,16 @@ class ExtractConfig:
         return cls(**{key: type(getattr(cls, key))(value) for key, value in extract.items() if key in fields})
 
     def cache_key(self) -> str:
-        """Hash of every setting that changes the output (not the worker count)."""
+        """Hash of every setting that changes the output (not the worker count or the time limit)."""
         settings = asdict(self)
         settings.pop("workers")
+        settings.pop("ocr_timeout_s")
         settings["version"] = EXTRACTOR_VERSION
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def n_workers(self) -> int:
-        if self.workers > 0:
-            return self.workers
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
+        """OCR workers one extraction asks for: ``workers``, or one per core when 0."""
+        return self.workers if self.workers > 0 else core_count()
 
 
 # Control characters (bar whitespace), replacement character, private use area: a broken font encoding.
@@ -88,8 +107,8 @@ _SPACE = re.compile(r"\s")
 _ALNUM = re.compile(r"[0-9A-Za-z\u00C0-\u024F]")
 
 
-class OcrFailedError(IngestError):
-    """Tesseract could not read a page image (its message is kept)."""
+class ExtractionCancelledError(Exception):
+    """The caller gave up on an extraction (its ``cancel`` event was set); its pages not yet started were dropped."""
 
 
 def usable_text(text: str, min_chars: int) -> bool:
@@ -114,14 +133,15 @@ class ExtractionCache:
         return self.root / sha256[:2] / f"{sha256}-{key}.npz"
 
     def get(self, raw: RawDocument, key: str) -> Document | None:
+        """The cached extraction of ``raw``, or None (an unreadable entry counts as missing and is logged)."""
         path = self._path(raw.sha256, key)
-        if not path.exists():
-            return None
         try:
+            if not path.exists():
+                return None
             with np.load(path, allow_pickle=False) as stored:
                 meta = json.loads(stored["meta"].tobytes().decode())
                 images = stored["images"]
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
             logger.warning("ignoring unreadable cache entry %s: %s", path, error)
             return None
         pages = tuple(
@@ -138,8 +158,12 @@ class ExtractionCache:
         return Document(sha256=raw.sha256, name=raw.name, mime=raw.mime, pages=pages)
 
     def put(self, document: Document, key: str) -> None:
+        """Store an extraction.
+
+        Raises:
+            StorageError: the entry cannot be written (permissions, full disk, a folder in the way).
+        """
         path = self._path(document.sha256, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "pages": [
                 {
@@ -153,12 +177,23 @@ class ExtractionCache:
             ]
         }
         images = np.stack([page.image for page in document.pages])
-        # Write then rename, so a crash never leaves a half-written entry behind.
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-            np.savez_compressed(
-                handle, images=images, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-            )
-        os.replace(handle.name, path)
+        temporary: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a crash never leaves a half-written entry behind.
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+                temporary = handle.name
+                np.savez_compressed(
+                    handle, images=images, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+                )
+            os.replace(temporary, path)
+        except OSError as error:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+            raise StorageError(
+                f"{document.name}: its extraction cannot be stored in the cache at {path}: "
+                f"{error.strerror or error}: expected a writable cache folder"
+            ) from error
 
 
 def thumbnail(image: Image.Image, config: ExtractConfig) -> np.ndarray:
@@ -173,6 +208,11 @@ def _is_blank(image: Image.Image) -> bool:
 
 
 def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str = "") -> Page:
+    """OCR one page image (runs in the OCR pool).
+
+    Raises:
+        OcrError: Tesseract failed, is missing, or took longer than ``config.ocr_timeout_s``.
+    """
     if _is_blank(image):
         return Page(
             index=index, text=prefix, source="text" if prefix else "none", image=thumbnail(image, config)
@@ -180,9 +220,18 @@ def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str
     import pytesseract
 
     try:
-        result = ocr_image(image, lang=config.ocr_lang, min_confidence=config.ocr_min_confidence)
+        result = ocr_image(
+            image,
+            lang=config.ocr_lang,
+            min_confidence=config.ocr_min_confidence,
+            timeout_s=config.ocr_timeout_s,
+        )
     except pytesseract.TesseractError as error:
-        raise OcrFailedError(f"page {index + 1}: Tesseract failed: {error}") from error
+        raise OcrFailedError(
+            f"page {index + 1}: Tesseract failed: {error}: expected a page image Tesseract can read"
+        ) from error
+    except OcrError as error:
+        raise type(error)(f"page {index + 1}: {error}") from error
     upright = image.rotate(-result.rotation, expand=True) if result.rotation else image
     text = "\n".join(part for part in (prefix, result.text) if part)[: config.max_text_chars]
     return Page(
@@ -195,60 +244,79 @@ def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str
     )
 
 
-def _ocr_zoom(width_pt: float, height_pt: float, config: ExtractConfig, max_pixels: int) -> float:
-    """Render zoom for OCR: the configured dpi, capped so huge pages (photos) stay page-sized."""
-    zoom = config.ocr_dpi / 72.0
-    long_side_px = _LETTER_LONG_SIDE_INCHES * config.ocr_dpi
-    zoom = min(zoom, long_side_px / max(width_pt, height_pt, 1.0))
-    zoom = min(zoom, (max_pixels / max(width_pt * height_pt, 1.0)) ** 0.5)
-    return zoom
+class _PageJobs:
+    """The OCR pages of one extraction in the shared pool: at most ``limit`` of them queued or running at once
+    (the caller blocks for a free slot, never a pool worker), all dropped when the caller gives up.
 
+    Args:
+        pool: the process-wide OCR pool.
+        limit: pages of this extraction in the pool at once.
+        cancel: set by the caller to give up; checked while waiting and between pages.
+    """
 
-def _pdf_pages(
-    raw: RawDocument, config: ExtractConfig, limits: Limits, submit: Callable[..., Future[Page]]
-) -> list[Page | Future[Page]]:
-    import pymupdf
+    def __init__(self, pool: OcrPool, limit: int, cancel: threading.Event | None) -> None:
+        self._pool = pool
+        self._slots = threading.BoundedSemaphore(limit)
+        self._cancel = cancel
+        self._futures: list[Future[Page]] = []
 
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    try:
-        pdf = pymupdf.open(stream=raw.data, filetype="pdf")
-    except (pymupdf.FileDataError, RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
-        raise CorruptDocumentError(
-            f"{raw.name} is not a readable PDF (truncated or damaged): {error}"
-        ) from error
-    with pdf:
+    def check(self) -> None:
+        """Raises ExtractionCancelledError (after dropping the pages not started) when the caller gave up."""
+        if self._cancel is not None and self._cancel.is_set():
+            self.drop()
+            raise ExtractionCancelledError(
+                "extraction cancelled by its caller: pages not started were dropped"
+            )
+
+    def submit(self, function: Callable[..., Page], *args: Any) -> Future[Page]:
+        """Queue one page in the pool once this extraction has a free slot."""
+        while not self._slots.acquire(timeout=_POLL_S):
+            self.check()
         try:
-            if pdf.needs_pass:
-                raise EncryptedDocumentError(
-                    f"{raw.name} is a password-protected PDF: expected an unencrypted PDF "
-                    "(remove the password and upload again)"
-                )
-            if pdf.page_count == 0:
-                raise CorruptDocumentError(
-                    f"{raw.name} is a PDF with no readable pages: expected at least one page"
-                )
-            if pdf.page_count > limits.max_pages:
-                raise TooManyPagesError(
-                    f"{raw.name} has {pdf.page_count} pages: the limit is {limits.max_pages} pages per document"
-                )
-            pages: list[Page | Future[Page]] = []
-            for index in range(pdf.page_count):
-                try:
-                    pages.append(_pdf_page(pdf[index], index, config, limits, submit))
-                # MuPDF's own errors (FzErrorFormat: "malformed page tree"...) do not derive from RuntimeError.
-                except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
-                    raise CorruptDocumentError(f"{raw.name}: page {index + 1} cannot be read: {error}") from error
-        except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase) as error:
-            raise CorruptDocumentError(f"{raw.name} is a damaged PDF: {error}") from error
-        return pages
+            self.check()
+            future = self._pool.submit(function, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(future)
+        return future
+
+    def result(self, future: Future[Page]) -> Page:
+        """The page, waiting for it (and watching for the caller giving up)."""
+        while not future.done():
+            self.check()
+            wait_futures([future], timeout=_POLL_S)
+        return future.result()
+
+    def drop(self) -> None:
+        """Cancel every page of this extraction that has not started (running ones finish, within their limit)."""
+        for future in self._futures:
+            future.cancel()
 
 
-def _pdf_page(
-    page: Any, index: int, config: ExtractConfig, limits: Limits, submit: Callable[..., Future[Page]]
-) -> Page | Future[Page]:
+Plan = list[Page | Future[Page]]
+
+
+def _pdf_pages(raw: RawDocument, config: ExtractConfig, limits: Limits, jobs: _PageJobs, plan: Plan) -> None:
+    with open_pdf(raw, limits) as pdf:
+        for index in range(pdf.page_count):
+            jobs.check()
+            with decoding(f"{raw.name}: page {index + 1}", "cannot be read", UNDAMAGED_PDF):
+                page = _pdf_page(pdf[index], index, config, limits)
+            if isinstance(page, Page):
+                plan.append(page)
+            else:
+                image, prefix = page
+                plan.append(jobs.submit(_ocr_page, index, image, config, prefix))
+
+
+def _pdf_page(page: Any, index: int, config: ExtractConfig, limits: Limits) -> Page | tuple[Image.Image, str]:
+    """A text-layer page, or what an OCR job of the page needs: its image and the text-layer prefix to keep."""
     import pymupdf
 
-    # One display list serves both the text and the thumbnail: the page's content stream is parsed once.
+    # One display list serves both the text and the page image: the page's content stream is parsed once.
     display = page.get_displaylist()
     text = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)).extractText()
     rect = page.rect
@@ -259,11 +327,9 @@ def _pdf_page(
         if image.shape != (config.thumb_height, config.thumb_width):
             image = thumbnail(Image.fromarray(image), config)
         return Page(index=index, text=text[: config.max_text_chars], source="text", image=image.copy())
-    zoom = _ocr_zoom(rect.width, rect.height, config, limits.max_image_pixels)
-    pix = display.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
-    image = Image.frombytes("L", (pix.width, pix.height), pix.samples)
+    rendered = render_page(display, config.ocr_dpi, limits.max_image_pixels, gray=True)
     prefix = text.strip() if usable_text(text, config.min_text_chars) else ""
-    return submit(_ocr_page, index, image, config, prefix)
+    return rendered, prefix
 
 
 def _mostly_scanned(page: Any, text: str) -> bool:
@@ -277,71 +343,18 @@ def _mostly_scanned(page: Any, text: str) -> bool:
     return area > 0 and covered / area > 0.5
 
 
-# What Pillow's decoders raise on malformed files (fuzzing found each of them).
-_IMAGE_DECODE_ERRORS = (
-    UnidentifiedImageError,
-    OSError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    SyntaxError,
-    EOFError,
-    struct.error,
-    ZeroDivisionError,
-)
+def _plan(raw: RawDocument, config: ExtractConfig, limits: Limits, jobs: _PageJobs, plan: Plan) -> None:
+    """Read every page of ``raw`` into ``plan``: text-layer pages done, OCR pages queued in the pool.
 
-
-def _image_pages(
-    raw: RawDocument, config: ExtractConfig, limits: Limits, submit: Callable[..., Future[Page]]
-) -> list[Page | Future[Page]]:
-    try:
-        opened = Image.open(io.BytesIO(raw.data))
-    except Image.DecompressionBombError as error:
-        raise ImageBombError(
-            f"{raw.name}: image too large to decode safely: the limit is {limits.max_image_pixels:,} pixels"
-        ) from error
-    except _IMAGE_DECODE_ERRORS as error:
-        raise CorruptDocumentError(f"{raw.name} is not a readable {raw.mime} image: {error}") from error
-    pages: list[Page | Future[Page]] = []
-    long_side = int(_LETTER_LONG_SIDE_INCHES * config.ocr_dpi)
-    with opened:
-        try:
-            n_frames = getattr(opened, "n_frames", 1)
-            if n_frames > limits.max_pages:
-                raise TooManyPagesError(
-                    f"{raw.name} has {n_frames} pages: the limit is {limits.max_pages} pages per document"
-                )
-            for index, frame in enumerate(ImageSequence.Iterator(opened)):
-                width, height = frame.size
-                if width * height > limits.max_image_pixels:
-                    raise ImageBombError(
-                        f"{raw.name}: page {index + 1} is {width}x{height} = {width * height:,} pixels: "
-                        f"the limit is {limits.max_image_pixels:,} pixels per page"
-                    )
-                image = ImageOps.exif_transpose(frame) if index == 0 else frame
-                image = image.convert("L")
-                if max(image.size) > long_side:
-                    image.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
-                pages.append(submit(_ocr_page, index, image, config))
-        except Image.DecompressionBombError as error:
-            raise ImageBombError(f"{raw.name}: image too large to decode safely: {error}") from error
-        except _IMAGE_DECODE_ERRORS as error:
-            raise CorruptDocumentError(f"{raw.name} is a damaged {raw.mime} image: {error}") from error
-    return pages
-
-
-def _plan(
-    raw: RawDocument, config: ExtractConfig, limits: Limits, submit: Callable[..., Future[Page]]
-) -> list[Page | Future[Page]]:
+    Raises:
+        IngestError: the document cannot be read (``plan`` then holds the pages queued so far).
+    """
     if raw.mime == PDF:
-        return _pdf_pages(raw, config, limits, submit)
-    return _image_pages(raw, config, limits, submit)
-
-
-def _collect(raw: RawDocument, plan: list[Page | Future[Page]]) -> Document:
-    pages = tuple(item.result() if isinstance(item, Future) else item for item in plan)
-    return Document(sha256=raw.sha256, name=raw.name, mime=raw.mime, pages=pages)
+        _pdf_pages(raw, config, limits, jobs, plan)
+        return
+    for index, image in enumerate(image_pages(raw, config.ocr_dpi, limits, gray=True)):
+        jobs.check()
+        plan.append(jobs.submit(_ocr_page, index, image, config))
 
 
 def extract_documents(
@@ -350,11 +363,17 @@ def extract_documents(
     limits: Limits,
     cache: ExtractionCache | None = None,
     on_done: Callable[[RawDocument, Document | Rejected], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[Document | Rejected]:
-    """Extract every document, in input order; a bad document is returned as :class:`Rejected`.
+    """Extract every document, in input order; a document that fails is returned as :class:`Rejected`.
 
-    OCR pages from all documents share one pool of ``config.n_workers()`` Tesseract processes; at most a
-    few pages per worker wait rendered in memory at any time.
+    The policy: whatever goes wrong with one document (a damaged or encrypted file, a decompression bomb, too
+    many pages, Tesseract missing, failing or out of time on a page, its cache entry not writable) is a typed
+    :class:`~pipelines.ingest.IngestError`, and that document becomes a :class:`Rejected`; the others go on.
+
+    OCR pages go to the process-wide pool (:func:`pipelines.ocr.ocr_pool`); this call has at most
+    ``config.n_workers()`` of them there at once (never more than the pool's size), so at most that many rendered
+    pages wait in memory.
 
     Args:
         raws: documents from :mod:`pipelines.ingest`.
@@ -362,54 +381,66 @@ def extract_documents(
         limits: page and pixel limits.
         cache: optional on-disk cache; hits skip all work, new results are stored.
         on_done: called once per document as it completes (for progress bars).
+        cancel: set it (from any thread) to give up: pages not started are dropped and the call raises.
 
     Returns:
         One :class:`Document` or :class:`Rejected` per input, same order.
+
+    Raises:
+        ExtractionCancelledError: ``cancel`` was set before the extraction finished.
     """
     key = config.cache_key()
+    pool = ocr_pool()
+    jobs = _PageJobs(pool, min(config.n_workers(), pool.size), cancel)
     results: list[Document | Rejected | None] = [None] * len(raws)
-    workers = config.n_workers()
-    max_pending_pages = 4 * workers
-    pending: deque[tuple[int, RawDocument, list[Page | Future[Page]]]] = deque()
+    pending: deque[tuple[int, RawDocument, Plan]] = deque()
 
-    def finish(position: int, raw: RawDocument, plan: list[Page | Future[Page]]) -> None:
+    def done(position: int, raw: RawDocument, result: Document | Rejected) -> None:
+        results[position] = result
+        if on_done is not None:
+            on_done(raw, result)
+
+    def finish(position: int, raw: RawDocument, plan: Plan) -> None:
         try:
-            document: Document | Rejected = _collect(raw, plan)
-        except IngestError as error:
-            document = Rejected(raw.name, error)
-        else:
+            pages = tuple(jobs.result(item) if isinstance(item, Future) else item for item in plan)
+            document = Document(sha256=raw.sha256, name=raw.name, mime=raw.mime, pages=pages)
             if cache is not None:
                 cache.put(document, key)
-        results[position] = document
-        if on_done is not None:
-            on_done(raw, document)
+        except IngestError as error:
+            _drop(plan)
+            done(position, raw, Rejected(raw.name, error))
+            return
+        done(position, raw, document)
 
-    def n_pending() -> int:
-        return sum(
-            1 for _, _, plan in pending for item in plan if isinstance(item, Future) and not item.done()
-        )
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
+    try:
         for position, raw in enumerate(raws):
+            jobs.check()
             cached = cache.get(raw, key) if cache is not None else None
             if cached is not None:
-                results[position] = cached
-                if on_done is not None:
-                    on_done(raw, cached)
+                done(position, raw, cached)
                 continue
+            plan: Plan = []
             try:
-                plan = _plan(raw, config, limits, pool.submit)
+                _plan(raw, config, limits, jobs, plan)
             except IngestError as error:
-                results[position] = Rejected(raw.name, error)
-                if on_done is not None:
-                    on_done(raw, results[position])
+                _drop(plan)
+                done(position, raw, Rejected(raw.name, error))
                 continue
             pending.append((position, raw, plan))
-            while pending and (n_pending() > max_pending_pages or _all_done(pending[0][2])):
+            while pending and _all_done(pending[0][2]):
                 finish(*pending.popleft())
         while pending:
             finish(*pending.popleft())
+    finally:
+        jobs.drop()  # nothing is left on success; after an error or a cancellation, queued pages never start
     return [result for result in results if result is not None]
+
+
+def _drop(plan: Plan) -> None:
+    """Cancel the queued pages of a document that failed: their work would be thrown away."""
+    for item in plan:
+        if isinstance(item, Future):
+            item.cancel()
 
 
 def _all_done(plan: Iterable[Page | Future[Page]]) -> bool:

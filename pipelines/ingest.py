@@ -78,6 +78,14 @@ class UnsafeArchivePathError(ArchiveError):
     """A member name that would escape the archive (absolute path, ``..``, drive letter)."""
 
 
+class EmptyArchiveError(ArchiveError):
+    """A zip archive with no document in it (empty, or only folders and file-system metadata)."""
+
+
+class StorageError(IngestError):
+    """What was made of a document (its extraction, its page images) could not be written to disk."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Input limits, from the ``ingest:`` section of params.yaml."""
@@ -300,9 +308,11 @@ def _expand_zip(
             f"{name} expands to {declared / MB:.1f} MB: the limit is "
             f"{limits.zip_max_total_bytes / MB:.0f} MB uncompressed per upload"
         )
+    found = 0  # items yielded for this archive: an archive without any still gets one answer
     for info in infos:
         if _is_metadata(info.filename):
             continue
+        found += 1
         display = f"{name}/{info.filename}"
         try:
             member_name = safe_member_name(info.filename)
@@ -323,6 +333,13 @@ def _expand_zip(
                 yield Rejected(display, error)
         else:
             yield RawDocument(name=display, data=member, mime=mime, sha256=sha256_of(member))
+    if not found:
+        skipped = len(infos)
+        raise EmptyArchiveError(
+            f"{name} is a zip archive that holds no documents"
+            + (f" (only {skipped} file-system metadata entries)" if skipped else "")
+            + ": expected at least one PDF, PNG, JPEG, TIFF or WebP file in it"
+        )
 
 
 def _read_member(

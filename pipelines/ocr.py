@@ -1,20 +1,46 @@
-"""Tesseract OCR of page images, with orientation detection for sideways and upside-down scans."""
+"""Tesseract OCR of page images, with orientation detection for sideways and upside-down scans.
+
+Every Tesseract run of the process goes through one shared pool (:func:`ocr_pool`) of one worker per core, so
+concurrent extractions (requests of the service, several CLI batches in one process) never start more Tesseract
+processes than there are cores; each page has a time limit, after which its Tesseract process is killed.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
+from pipelines.ingest import IngestError
+
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class OcrUnavailableError(RuntimeError):
-    """Tesseract is not installed or its language data is missing."""
+
+class OcrError(IngestError):
+    """A page image Tesseract could not read: the document is rejected, the batch goes on."""
+
+
+class OcrFailedError(OcrError):
+    """Tesseract ran and failed on a page image (its message is kept)."""
+
+
+class OcrUnavailableError(OcrError):
+    """Tesseract is not installed, cannot be started, or its language data is missing."""
+
+
+class OcrTimeoutError(OcrError):
+    """Reading one page took longer than ``extract.ocr_timeout_s``; its Tesseract process was killed."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +53,54 @@ class OcrResult:
     words: int
 
 
+def core_count() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OcrPool:
+    """A thread pool whose every worker runs at most one Tesseract process at a time.
+
+    Args:
+        size: workers, so the most Tesseract processes that run at once.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"an OCR pool needs at least 1 worker: got {size}")
+        self.size = size
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ocr")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """Queue ``fn(*args)``; it starts when a worker is free (queued work can still be cancelled)."""
+        return self._executor.submit(fn, *args)
+
+
+_pool: OcrPool | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def ocr_pool() -> OcrPool:
+    """The process-wide OCR pool, one worker per core, created on first use (thread-safe).
+
+    A forked child gets its own pool: the parent's worker threads do not exist there.
+    """
+    global _pool, _pool_pid
+    pool = _pool
+    if pool is not None and _pool_pid == os.getpid():
+        return pool
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = OcrPool(core_count())
+            _pool_pid = os.getpid()
+            logger.debug("OCR pool of %d workers", _pool.size)
+        return _pool
+
+
 def check_tesseract(lang: str) -> None:
     """Fail early with an actionable message when Tesseract or a language is missing.
 
@@ -35,7 +109,7 @@ def check_tesseract(lang: str) -> None:
     """
     import pytesseract
 
-    if shutil.which("tesseract") is None:
+    if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
         raise OcrUnavailableError(
             "tesseract is not installed: expected the 'tesseract' binary on PATH "
             "(run `make install`, or `apt-get install tesseract-ocr tesseract-ocr-eng`)"
@@ -47,6 +121,57 @@ def check_tesseract(lang: str) -> None:
             f"tesseract language data {missing} not installed: found {sorted(available)} "
             f"(apt-get install tesseract-ocr-{missing[0]})"
         )
+
+
+class _Deadline:
+    """The time left for one page: every Tesseract run of the page gets what remains of ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (> 0).
+
+        Raises:
+            OcrTimeoutError: none left.
+        """
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def expired(self) -> OcrTimeoutError:
+        return OcrTimeoutError(
+            f"Tesseract took longer than {self.seconds:g} s on one page (params extract.ocr_timeout_s): "
+            "expected a page that reads within the limit; the page's Tesseract process was stopped"
+        )
+
+
+def _tesseract(deadline: _Deadline, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one pytesseract call within what is left of the page's time, translating its failures.
+
+    Raises:
+        OcrTimeoutError, OcrUnavailableError; pytesseract.TesseractError is left to the caller.
+    """
+    import pytesseract
+
+    try:
+        return call(*args, timeout=deadline.remaining(), **kwargs)
+    except pytesseract.TesseractNotFoundError as error:
+        raise OcrUnavailableError(
+            f"tesseract is not installed or not on PATH ({pytesseract.pytesseract.tesseract_cmd!r}): "
+            "expected the 'tesseract' binary (`apt-get install tesseract-ocr tesseract-ocr-eng`)"
+        ) from error
+    except OSError as error:  # found but not runnable (permissions, wrong format), or no temporary space
+        raise OcrUnavailableError(f"tesseract cannot be run: {error}") from error
+    except pytesseract.TesseractError:
+        raise
+    except RuntimeError as error:
+        # pytesseract kills the process and raises a plain RuntimeError when its timeout expires.
+        if "timeout" in str(error).lower():
+            raise deadline.expired() from error
+        raise
 
 
 def _words_and_confidence(data: dict[str, list]) -> tuple[str, float, int]:
@@ -78,7 +203,9 @@ def _words_and_confidence(data: dict[str, list]) -> tuple[str, float, int]:
     return "\n".join(lines).strip(), mean, len(confidences)
 
 
-def _ocr_once(image: Image.Image, lang: str, adaptive: bool = False) -> tuple[str, float, int]:
+def _ocr_once(
+    image: Image.Image, lang: str, deadline: _Deadline, adaptive: bool = False
+) -> tuple[str, float, int]:
     import pytesseract
 
     # Inverted-text retries double the time on low-confidence lines and never help on business documents.
@@ -87,16 +214,28 @@ def _ocr_once(image: Image.Image, lang: str, adaptive: bool = False) -> tuple[st
         # Sauvola local thresholding reads photos with dark backgrounds and uneven light, where the
         # default global Otsu threshold finds no text at all.
         config += " -c thresholding_method=2"
-    data = pytesseract.image_to_data(image, lang=lang, config=config, output_type=pytesseract.Output.DICT)
+    data = _tesseract(
+        deadline,
+        pytesseract.image_to_data,
+        image,
+        lang=lang,
+        config=config,
+        output_type=pytesseract.Output.DICT,
+    )
     return _words_and_confidence(data)
 
 
-def detect_rotation(image: Image.Image) -> int | None:
-    """Clockwise degrees that make the page upright according to Tesseract OSD, or None if undecidable."""
+def detect_rotation(image: Image.Image, deadline: _Deadline | None = None) -> int | None:
+    """Clockwise degrees that make the page upright according to Tesseract OSD, or None if undecidable.
+
+    Raises:
+        OcrTimeoutError, OcrUnavailableError: see :func:`ocr_image`.
+    """
     import pytesseract
 
+    deadline = deadline or _Deadline(DEFAULT_TIMEOUT_S)
     try:
-        osd = pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT)
+        osd = _tesseract(deadline, pytesseract.image_to_osd, image, output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractError as error:  # "Too few characters" on sparse pages
         logger.debug("orientation detection failed: %s", error)
         return None
@@ -136,7 +275,12 @@ def rotate_clockwise(image: Image.Image, degrees: int) -> Image.Image:
     return image.transpose(transpose[degrees])
 
 
-def ocr_image(image: Image.Image, lang: str = "eng", min_confidence: float = 60.0) -> OcrResult:
+DEFAULT_TIMEOUT_S = 30.0  # = params extract.ocr_timeout_s; for callers outside extraction
+
+
+def ocr_image(
+    image: Image.Image, lang: str = "eng", min_confidence: float = 60.0, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> OcrResult:
     """OCR one page image; when confidence is low, detect the orientation and retry upright.
 
     Reading upright pages costs one Tesseract pass. When it finds (almost) nothing, a second pass uses
@@ -147,32 +291,39 @@ def ocr_image(image: Image.Image, lang: str = "eng", min_confidence: float = 60.
         image: page image (any mode; converted to grayscale).
         lang: Tesseract language code(s), e.g. "eng" or "eng+deu".
         min_confidence: mean word confidence (0-100) under which orientation detection runs.
+        timeout_s: time for the whole page, all passes together; the running Tesseract process is killed then.
 
     Returns:
         The best reading and the rotation applied to get it.
+
+    Raises:
+        OcrTimeoutError: the page took longer than ``timeout_s``.
+        OcrUnavailableError: Tesseract is missing or cannot be run.
+        pytesseract.TesseractError: Tesseract failed on the image.
     """
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    deadline = _Deadline(timeout_s)
     gray = image.convert("L")
-    text, confidence, words = _ocr_once(gray, lang)
+    text, confidence, words = _ocr_once(gray, lang, deadline)
     best = OcrResult(text=text, rotation=0, confidence=confidence, words=words)
     if confidence >= min_confidence and words >= 3:
         if text_lines_vertical(gray):
             # Tesseract reads sideways lines well, but the page image must be turned upright too.
-            rotation = detect_rotation(gray)
+            rotation = detect_rotation(gray, deadline)
             if rotation in (90, 270):
                 best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words)
         return best
     if words < 10:
-        text, confidence, words = _ocr_once(gray, lang, adaptive=True)
+        text, confidence, words = _ocr_once(gray, lang, deadline, adaptive=True)
         if words > best.words:
             best = OcrResult(text=text, rotation=0, confidence=confidence, words=words)
         if best.confidence >= min_confidence and best.words >= 3:
             return best
-    rotation = detect_rotation(gray)
+    rotation = detect_rotation(gray, deadline)
     if not rotation:
         # Upright (a hard page: handwriting, photo) or too little text to tell: keep the first reading.
         return best
-    text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), lang)
+    text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), lang, deadline)
     if confidence > best.confidence and words >= max(1, best.words // 3):
         best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words)
     return best

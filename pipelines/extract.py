@@ -39,6 +39,7 @@ from pipelines.ocr import (
     ocr_image,
     ocr_pool,
 )
+from pipelines.ocr_lang import AUTO, DEFAULT_LATIN_LANGUAGES, DEFAULT_SCRIPTS, OcrLanguages, Pairs
 from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page
 
 __all__ = [
@@ -67,7 +68,9 @@ class ExtractConfig:
 
     min_text_chars: int = 20
     ocr_dpi: int = 200
-    ocr_lang: str = "eng"
+    ocr_lang: str = AUTO
+    ocr_scripts: Pairs = DEFAULT_SCRIPTS  # params give a mapping: turned into sorted pairs by __post_init__
+    ocr_latin_languages: Pairs = DEFAULT_LATIN_LANGUAGES
     ocr_min_confidence: float = 60.0
     max_text_chars: int = 20000
     thumb_width: int = 96
@@ -82,11 +85,24 @@ class ExtractConfig:
             )
         if self.workers < 0:
             raise ValueError(f"params extract.workers is {self.workers}: expected 0 (one per core) or more")
+        languages = self.ocr_languages()  # raises on a malformed language setting
+        object.__setattr__(self, "ocr_scripts", languages.scripts)
+        object.__setattr__(self, "ocr_latin_languages", languages.latin)
 
     @classmethod
     def from_params(cls, extract: dict[str, Any]) -> ExtractConfig:
         fields = cls.__dataclass_fields__
-        return cls(**{key: type(getattr(cls, key))(value) for key, value in extract.items() if key in fields})
+
+        def typed(key: str, value: Any) -> Any:
+            default = getattr(cls, key)
+            # Mappings (ocr_scripts) are checked and turned into pairs by __post_init__.
+            return value if isinstance(default, tuple) else type(default)(value)
+
+        return cls(**{key: typed(key, value) for key, value in extract.items() if key in fields})
+
+    def ocr_languages(self) -> OcrLanguages:
+        """How the Tesseract languages of each OCR page are chosen."""
+        return OcrLanguages(self.ocr_lang, self.ocr_scripts, self.ocr_latin_languages)
 
     def cache_key(self) -> str:
         """Hash of every setting that changes the output (not the worker count or the time limit)."""
@@ -222,7 +238,7 @@ def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str
     try:
         result = ocr_image(
             image,
-            lang=config.ocr_lang,
+            lang=config.ocr_languages(),
             min_confidence=config.ocr_min_confidence,
             timeout_s=config.ocr_timeout_s,
         )

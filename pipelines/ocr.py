@@ -7,6 +7,7 @@ processes than there are cores; each page has a time limit, after which its Tess
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.ingest import IngestError
+from pipelines.ocr_lang import AUTO, LATIN, OcrLanguages, ScriptDetection
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,14 @@ class OcrTimeoutError(OcrError):
 
 @dataclass(frozen=True)
 class OcrResult:
-    """Text of one page image, the clockwise rotation applied to read it, and mean word confidence."""
+    """Text of one page image, the clockwise rotation applied to read it, mean word confidence, and the
+    Tesseract languages of the reading kept."""
 
     text: str
     rotation: int
     confidence: float
     words: int
+    languages: str = ""
 
 
 def core_count() -> int:
@@ -225,8 +229,8 @@ def _ocr_once(
     return _words_and_confidence(data)
 
 
-def detect_rotation(image: Image.Image, deadline: _Deadline | None = None) -> int | None:
-    """Clockwise degrees that make the page upright according to Tesseract OSD, or None if undecidable.
+def detect_script(image: Image.Image, deadline: _Deadline | None = None) -> ScriptDetection | None:
+    """Tesseract OSD of a page (rotation and script, one call), or None if undecidable.
 
     Raises:
         OcrTimeoutError, OcrUnavailableError: see :func:`ocr_image`.
@@ -237,9 +241,68 @@ def detect_rotation(image: Image.Image, deadline: _Deadline | None = None) -> in
     try:
         osd = _tesseract(deadline, pytesseract.image_to_osd, image, output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractError as error:  # "Too few characters" on sparse pages
-        logger.debug("orientation detection failed: %s", error)
+        logger.debug("orientation and script detection failed: %s", error)
         return None
-    return int(osd.get("rotate", 0)) % 360
+    return ScriptDetection.from_osd(osd)
+
+
+def detect_rotation(image: Image.Image, deadline: _Deadline | None = None) -> int | None:
+    """Clockwise degrees that make the page upright according to Tesseract OSD, or None if undecidable.
+
+    Raises:
+        OcrTimeoutError, OcrUnavailableError: see :func:`ocr_image`.
+    """
+    detection = detect_script(image, deadline)
+    return None if detection is None else detection.rotation
+
+
+class _PageOsd:
+    """Tesseract OSD of one page, run at most once and only when asked: orientation and script share it."""
+
+    def __init__(self, image: Image.Image, deadline: _Deadline) -> None:
+        self._image = image
+        self._deadline = deadline
+        self.ran = False
+        self._detection: ScriptDetection | None = None
+
+    def get(self) -> ScriptDetection | None:
+        if not self.ran:
+            self._detection = detect_script(self._image, self._deadline)
+            self.ran = True
+        return self._detection
+
+    def rotation(self) -> int | None:
+        detection = self.get()
+        return None if detection is None else detection.rotation
+
+
+@functools.cache
+def _installed_languages(command: str) -> frozenset[str]:
+    import pytesseract
+
+    return frozenset(pytesseract.get_languages(config=""))
+
+
+def _require_languages(langs: str, why: str) -> None:
+    """Tesseract silently drops a missing language from 'heb+eng': check before reading with one.
+
+    Raises:
+        OcrUnavailableError: a language's data is not installed.
+    """
+    import pytesseract
+
+    command = pytesseract.pytesseract.tesseract_cmd
+    missing = sorted(set(langs.split("+")) - _installed_languages(command))
+    if missing:
+        _installed_languages.cache_clear()  # installed since the process started?
+        missing = sorted(set(langs.split("+")) - _installed_languages(command))
+    if missing:
+        raise OcrUnavailableError(
+            f"{why}, but Tesseract language data {missing} is not installed "
+            f"(found {sorted(_installed_languages(command))}): expected every language of params "
+            f"extract.ocr_scripts and extract.ocr_latin_languages installed (run `make install`, or "
+            f"`apt-get install {' '.join('tesseract-ocr-' + code for code in missing)}`)"
+        )
 
 
 def text_lines_vertical(image: Image.Image) -> bool:
@@ -279,51 +342,106 @@ DEFAULT_TIMEOUT_S = 30.0  # = params extract.ocr_timeout_s; for callers outside 
 
 
 def ocr_image(
-    image: Image.Image, lang: str = "eng", min_confidence: float = 60.0, timeout_s: float = DEFAULT_TIMEOUT_S
+    image: Image.Image,
+    lang: str | OcrLanguages = AUTO,
+    min_confidence: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> OcrResult:
     """OCR one page image; when confidence is low, detect the orientation and retry upright.
 
     Reading upright pages costs one Tesseract pass. When it finds (almost) nothing, a second pass uses
     adaptive thresholding (photos). Orientation detection (about 1 s) runs only when reading stays poor,
-    which is what a sideways or upside-down scan produces.
+    which is what a sideways or upside-down scan produces. With languages chosen per page (``auto``, see
+    :mod:`pipelines.ocr_lang`), the same OSD call also gives the script, and runs on a page read well only when
+    that reading is not plainly Latin; a page in another script, or in a Latin-script language other than
+    the first, is read again with its languages and the better reading kept.
 
     Args:
         image: page image (any mode; converted to grayscale).
-        lang: Tesseract language code(s), e.g. "eng" or "eng+deu".
+        lang: fixed Tesseract language code(s), e.g. "eng" or "eng+deu"; "auto" or :class:`OcrLanguages` to
+            choose them per page.
         min_confidence: mean word confidence (0-100) under which orientation detection runs.
         timeout_s: time for the whole page, all passes together; the running Tesseract process is killed then.
 
     Returns:
-        The best reading and the rotation applied to get it.
+        The best reading, the rotation applied to get it, and its languages.
 
     Raises:
         OcrTimeoutError: the page took longer than ``timeout_s``.
-        OcrUnavailableError: Tesseract is missing or cannot be run.
+        OcrUnavailableError: Tesseract is missing or cannot be run, or the languages of the page's script are
+            not installed.
         pytesseract.TesseractError: Tesseract failed on the image.
     """
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    languages = lang if isinstance(lang, OcrLanguages) else OcrLanguages(lang=lang)
     deadline = _Deadline(timeout_s)
     gray = image.convert("L")
+    osd = _PageOsd(gray, deadline)
+    best, adaptive = _read(gray, languages.first, min_confidence, deadline, osd)
+    if languages.auto:
+        best = _read_in_script(gray, best, adaptive, languages, min_confidence, deadline, osd)
+    return best
+
+
+def _read(
+    gray: Image.Image, lang: str, min_confidence: float, deadline: _Deadline, osd: _PageOsd
+) -> tuple[OcrResult, bool]:
+    """The best reading of the page in ``lang``, upright; and whether it took adaptive thresholding."""
     text, confidence, words = _ocr_once(gray, lang, deadline)
-    best = OcrResult(text=text, rotation=0, confidence=confidence, words=words)
+    best = OcrResult(text=text, rotation=0, confidence=confidence, words=words, languages=lang)
     if confidence >= min_confidence and words >= 3:
         if text_lines_vertical(gray):
             # Tesseract reads sideways lines well, but the page image must be turned upright too.
-            rotation = detect_rotation(gray, deadline)
+            rotation = osd.rotation()
             if rotation in (90, 270):
-                best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words)
-        return best
+                best = OcrResult(
+                    text=text, rotation=rotation, confidence=confidence, words=words, languages=lang
+                )
+        return best, False
+    adaptive = False
     if words < 10:
         text, confidence, words = _ocr_once(gray, lang, deadline, adaptive=True)
         if words > best.words:
-            best = OcrResult(text=text, rotation=0, confidence=confidence, words=words)
+            best = OcrResult(text=text, rotation=0, confidence=confidence, words=words, languages=lang)
+            adaptive = True
         if best.confidence >= min_confidence and best.words >= 3:
-            return best
-    rotation = detect_rotation(gray, deadline)
+            return best, adaptive
+    rotation = osd.rotation()
     if not rotation:
         # Upright (a hard page: handwriting, photo) or too little text to tell: keep the first reading.
-        return best
+        return best, adaptive
     text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), lang, deadline)
     if confidence > best.confidence and words >= max(1, best.words // 3):
-        best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words)
+        best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words, languages=lang)
+        adaptive = False
+    return best, adaptive
+
+
+def _read_in_script(
+    gray: Image.Image,
+    best: OcrResult,
+    adaptive: bool,
+    languages: OcrLanguages,
+    min_confidence: float,
+    deadline: _Deadline,
+    osd: _PageOsd,
+) -> OcrResult:
+    """Read the page again with the languages of its script or Latin-script language, when they differ."""
+    # A page of English read well costs nothing more: OSD (reused when the orientation check ran it) is asked
+    # for the script only when the first reading leaves the script in doubt.
+    doubt = languages.needs_script(best.text, best.confidence, min_confidence)
+    detection = osd.get() if doubt else None
+    chosen = languages.choose(detection, best.text)
+    if chosen == best.languages:
+        return best
+    script = detection.script if detection is not None else LATIN
+    _require_languages(chosen, f"a page in {script} script is read with {chosen!r}")
+    # A page in another script takes OSD's rotation: its first reading in Latin letters could not judge it.
+    rotation = detection.rotation if detection is not None and script != LATIN else best.rotation
+    text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), chosen, deadline, adaptive=adaptive)
+    logger.debug(
+        "%s page: %r read at %.1f, %r at %.1f", script, chosen, confidence, best.languages, best.confidence
+    )
+    if confidence > best.confidence and words >= max(1, best.words // 3):
+        return OcrResult(text=text, rotation=rotation, confidence=confidence, words=words, languages=chosen)
     return best

@@ -19,7 +19,11 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_THREAD_LIMIT := 1
 
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng chromium chromium-driver
+# Tesseract with the languages of params extract.ocr_scripts / ocr_latin_languages (~10 MB), DejaVu fonts and
+# FriBiDi for the OCR tests' pages in Hebrew, Arabic, Cyrillic and Greek, Chromium for the browser tests.
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-heb tesseract-ocr-ara tesseract-ocr-rus \
+  tesseract-ocr-ell tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por \
+  tesseract-ocr-nld fonts-dejavu-core libfribidi0 chromium chromium-driver
 
 include labeling/labelstudio.mk
 include flows/mlflow.mk
@@ -41,7 +45,7 @@ system-deps:
 	  if ! ($(SUDO) apt-get install -y -q $$missing >/tmp/docclass-apt.log 2>&1 || \
 	        ($(SUDO) apt-get update -q >>/tmp/docclass-apt.log 2>&1 && $(SUDO) apt-get install -y -q $$missing >>/tmp/docclass-apt.log 2>&1)); then \
 	    tail -5 /tmp/docclass-apt.log; \
-	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English data; Chromium for the browser tests)" >&2; \
+	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English, Hebrew, Arabic, Russian, Greek, German, French, Spanish, Italian, Portuguese and Dutch data; DejaVu fonts and FriBiDi for the OCR tests; Chromium for the browser tests)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi

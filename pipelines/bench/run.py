@@ -237,6 +237,7 @@ def run(
     results: dict[str, Any] = {
         "corpus": {
             "path": str(corpus),
+            "extraction_cache_key": config.cache_key(),  # ties the figures to one extraction of the corpus
             "documents": len(docs),
             "classes": {c: labels.count(c) for c in classes},
             "class_names": classes,

@@ -272,6 +272,9 @@ def test_run_writes_results_figures_and_tables_with_the_reference_beside_every_c
     results = run(corpus, tmp_path / "out", params, cache=None, measure_speed=False, log=lambda _: None)
 
     assert results["candidates"] == [REFERENCE, "text"]
+    assert (
+        results["corpus"]["extraction_cache_key"] == ExtractConfig.from_params(PARAMS["extract"]).cache_key()
+    )
     for size in ("2", "4"):
         assert results["draws"][size]["text"]["diff_vs_reference"]["n"] == 2
     held = results["source_held_out"]

@@ -114,10 +114,10 @@ def model_predictor(
 
     A document that cannot be read predicts nothing useful: it gets label ``""`` (skipped with a reason).
     """
-    from pipelines.extract import ExtractConfig, ExtractionCache, extract_documents
-    from pipelines.ingest import IngestError, Limits, RawDocument, expand, read_input
+    from pipelines.classify import Classified, classify_inputs
+    from pipelines.extract import ExtractConfig, ExtractionCache
+    from pipelines.ingest import Limits
     from pipelines.models import load_model
-    from pipelines.predict import predict_documents
 
     model, meta = load_model(model_dir)
     config = ExtractConfig.from_params(params["extract"])
@@ -126,23 +126,14 @@ def model_predictor(
     threshold = float(params["predict"]["review_threshold"])
 
     def predict(paths: Sequence[Path]) -> list[tuple[str, float]]:
-        raws: list[RawDocument | None] = []
-        for path in paths:
-            try:
-                items = list(expand(read_input(path, limits), str(path), limits))
-            except IngestError:
-                items = []
-            raws.append(items[0] if len(items) == 1 and isinstance(items[0], RawDocument) else None)
-        readable = [raw for raw in raws if raw is not None]
-        documents = iter(extract_documents(readable, config, limits, cache=cache))
         out: list[tuple[str, float]] = []
-        for raw in raws:
-            document = next(documents) if raw is not None else None
-            if document is None or not hasattr(document, "pages"):
+        for outcomes in classify_inputs(model, paths, config, limits, threshold, cache=cache):
+            # An original is one document; anything else (unreadable, an archive) predicts nothing.
+            found = outcomes[0] if len(outcomes) == 1 else None
+            if isinstance(found, Classified):
+                out.append((str(found.prediction["label"]), float(found.prediction["confidence"])))
+            else:
                 out.append(("", 0.0))
-                continue
-            (prediction,) = predict_documents(model, [document], threshold)
-            out.append((str(prediction["label"]), float(prediction["confidence"])))
         return out
 
     return predict, meta

@@ -4,8 +4,8 @@ BentoML's own adaptive batching (``@bentoml.api(batchable=True)``) batches whole
 argument; here one request carries an upload, a version and options, is extracted first and may hold several
 documents, so the batching happens one level down: requests put their extracted documents in a queue, a single
 consumer takes whatever arrived (up to ``max_batch_size`` documents, waiting at most ``max_latency_ms`` for more
-once a first request is there), groups it by model version and runs one ``predict_documents`` call per group in
-one inference thread. Under no load a request waits for nobody; under load batches grow by themselves.
+once a first request is there), groups it by model version and runs one ``pipelines.classify.classify`` call per
+group in one inference thread (each request extracted its documents before, with ``extract_inputs``). Under no load a request waits for nobody; under load batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from serving.postprocess import split_by_counts
 
 logger = logging.getLogger(__name__)
 
-Predict = Callable[[Any, Sequence[Any]], list[dict[str, Any]]]
+# predict(model, documents) -> one result per document, in order (pipelines.classify.classify).
+Predict = Callable[[Any, Sequence[Any]], list[Any]]
 
 
 @dataclass
 class _Item:
     model: Any
     docs: Sequence[Any]
-    future: asyncio.Future[list[dict[str, Any]]]
+    future: asyncio.Future[list[Any]]
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -51,14 +52,14 @@ class Batcher:
         self.batched_docs = 0
         self.largest_batch = 0
 
-    async def submit(self, model: Any, docs: Sequence[Any]) -> list[dict[str, Any]]:
+    async def submit(self, model: Any, docs: Sequence[Any]) -> list[Any]:
         """Predict ``docs`` with ``model`` in the next batch; returns one result per document."""
         if not docs:
             return []
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._consume(self._queue))
-        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Item(model, docs, future))
         return await future
 

@@ -140,11 +140,14 @@ def split_by_counts(items: Sequence[Any], counts: Sequence[int]) -> list[list[An
 
 
 def rejection_status(kinds: Sequence[str]) -> int:
-    """HTTP status when no document of an upload could be read: 413 for size, 415 for type, else 422."""
+    """HTTP status when no document of an upload could be read: 413 for size, 415 for type, 503 when the server
+    cannot run OCR (Tesseract missing: not the client's fault), else 422."""
     if kinds and all(kind in ("FileTooLargeError", "TooManyPagesError", "ZipBombError") for kind in kinds):
         return 413
     if kinds and all(kind == "UnsupportedTypeError" for kind in kinds):
         return 415
+    if kinds and all(kind == "OcrUnavailableError" for kind in kinds):
+        return 503
     return 422
 
 

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,10 +50,11 @@ with bentoml.importing():
     from mlflow.exceptions import MlflowException
 
     from flows.settings import Settings
-    from pipelines.extract import ExtractConfig, extract_documents
-    from pipelines.ingest import Limits, Rejected, expand
+    from pipelines.classify import Upload, classify, extract_inputs
+    from pipelines.document import Document
+    from pipelines.extract import ExtractConfig
+    from pipelines.ingest import Limits, Rejected
     from pipelines.params import load_params
-    from pipelines.predict import predict_documents
     from serving.batching import Batcher
     from serving.models import ChampionPoller, ModelStore, UnknownVersionError
     from serving.registry import (
@@ -184,7 +186,7 @@ class DocClassifier:
         self.poller.start()
         threshold = self.config.review_threshold
         self.batcher = Batcher(
-            lambda model, docs: predict_documents(model, docs, threshold),
+            lambda model, docs: classify(model, docs, threshold),
             self.config.max_batch_size,
             self.config.max_latency_ms,
         )
@@ -222,11 +224,13 @@ class DocClassifier:
         # The query string keeps the exact text (?version=1.10); a form field went through json.loads first.
         version = ctx.request.query_params.get("version") or version
         split = str(ctx.request.query_params.get("split") or split or "").strip()
+        cancel = threading.Event()
         try:
             if split not in ("", "auto"):
                 raise HTTPError(400, f"split={split!r} is not valid: expected 'auto' or nothing")
             body = await asyncio.wait_for(
-                self._classify(file, version.strip(), thumbnails, split == "auto"), self.config.request_timeout_s
+                self._classify(file, version.strip(), thumbnails, split == "auto", cancel),
+                self.config.request_timeout_s,
             )
         except HTTPError as error:
             ctx.response.status_code = error.status
@@ -238,10 +242,18 @@ class DocClassifier:
                 f"send fewer pages or documents"
             )
         finally:
+            cancel.set()  # an ended request (answered, timed out, client gone): its OCR pages not started are dropped
             file.unlink(missing_ok=True)
         return body
 
-    async def _classify(self, file: Path, version: str, thumbnails: bool, split: bool = False) -> dict[str, Any]:
+    async def _classify(
+        self,
+        file: Path,
+        version: str,
+        thumbnails: bool,
+        split: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         model = await self._model(version)
@@ -253,11 +265,9 @@ class DocClassifier:
                 413, f"{name} is {size / 2**20:.1f} MB: the limit is {self.limits.max_file_bytes / 2**20:.0f} MB"
             )
         mark = time.perf_counter()
-        docs, rejected = await asyncio.to_thread(self._extract, file.read_bytes(), name)
+        docs, rejected = await asyncio.to_thread(self._extract, file.read_bytes(), name, cancel)
         timings["extract"] = (time.perf_counter() - mark) * 1000
-        if not docs:
-            if not rejected:
-                raise HTTPError(422, f"{name} holds no document: expected a PDF, an image or a zip archive of them")
+        if not docs:  # every upload gives a document or a rejection (an empty archive: EmptyArchiveError)
             raise HTTPError(
                 rejection_status([r.kind for r in rejected]),
                 "; ".join(r.reason for r in rejected),
@@ -271,7 +281,7 @@ class DocClassifier:
                 f"pages per request (params serve.max_pages)",
             )
         mark = time.perf_counter()
-        predictions = await self.batcher.submit(model.model, docs)
+        predictions = [classified.prediction for classified in await self.batcher.submit(model.model, docs)]
         timings["inference"] = (time.perf_counter() - mark) * 1000
         segments: list[Any] = [None] * len(docs)
         if split:
@@ -328,14 +338,13 @@ class DocClassifier:
             splitter = fallback_splitter(self.split_params)
         return split_documents(splitter, docs, model.model)
 
-    def _extract(self, data: bytes, name: str) -> tuple[list[Any], list[Rejected]]:
+    def _extract(
+        self, data: bytes, name: str, cancel: threading.Event | None = None
+    ) -> tuple[list[Document], list[Rejected]]:
         """Expand an archive in memory (member names are only display names) and extract every document."""
-        docs, rejected, raws = [], [], []
-        for item in expand(data, name, self.limits):
-            (rejected if isinstance(item, Rejected) else raws).append(item)
-        for result in extract_documents(raws, self.extract_config, self.limits) if raws else []:
-            (rejected if isinstance(result, Rejected) else docs).append(result)
-        return docs, rejected
+        [results] = extract_inputs([Upload(name, data)], self.extract_config, self.limits, cancel=cancel)
+        docs = [result for result in results if isinstance(result, Document)]
+        return docs, [result for result in results if isinstance(result, Rejected)]
 
     def _no_model_message(self) -> str:
         """Why there is no champion, from the registry (the labeler's files may live on another machine)."""

@@ -39,11 +39,11 @@ def _extraction(params: dict[str, Any]) -> tuple[Any, Any, Any]:
     from pipelines.extract import ExtractConfig, ExtractionCache
     from pipelines.ingest import Limits
 
-    return (
-        ExtractConfig.from_params(params["extract"]),
-        Limits.from_params(params["ingest"]),
-        ExtractionCache(Settings().cache_dir),
-    )
+    try:
+        config = ExtractConfig.from_params(params["extract"])
+    except ValueError as error:
+        _fail(str(error))
+    return config, Limits.from_params(params["ingest"]), ExtractionCache(Settings().cache_dir)
 
 
 def _load_dataset(dataset_dir: Path, params: dict[str, Any]) -> Any:
@@ -249,10 +249,8 @@ def predict(
     model: Annotated[Path, typer.Option("--model", help="model directory written by `docclass train`")],
 ) -> None:
     """Classify files: one JSON object per line on stdout; unreadable files give a line with `error`."""
-    from pipelines.extract import extract_documents
-    from pipelines.ingest import IngestError, RawDocument, Rejected, expand, read_input
+    from pipelines.classify import Classified, classify_inputs
     from pipelines.models import ModelLoadError, load_model
-    from pipelines.predict import predict_documents
 
     params = _params(ctx)
     try:
@@ -263,22 +261,14 @@ def predict(
     config, limits, cache = _extraction(params)
     failures = 0
     with _progress("classifying", len(files)) as advance:
-        for path in files:
-            items: list[RawDocument | Rejected] = []
-            try:
-                items = list(expand(read_input(path, limits), str(path), limits))
-            except IngestError as error:
-                items = [Rejected(str(path), error)]
-            raws = [item for item in items if isinstance(item, RawDocument)]
-            extracted = iter(extract_documents(raws, config, limits, cache=cache))
-            for item in items:
-                result = next(extracted) if isinstance(item, RawDocument) else item
-                if isinstance(result, Rejected):
-                    failures += 1
-                    line = {"file": result.name, "error": result.reason, "error_type": result.kind}
+        # Every file gives at least one line: one per document it holds, or one saying why it gave none.
+        for outcomes in classify_inputs(classifier, files, config, limits, threshold, cache=cache):
+            for outcome in outcomes:
+                if isinstance(outcome, Classified):
+                    line = {"file": outcome.name, **outcome.prediction, "model": meta.get("candidate")}
                 else:
-                    (prediction,) = predict_documents(classifier, [result], threshold)
-                    line = {"file": result.name, **prediction, "model": meta.get("candidate")}
+                    failures += 1
+                    line = {"file": outcome.name, "error": outcome.reason, "error_type": outcome.kind}
                 sys.stdout.write(json.dumps(line) + "\n")
                 sys.stdout.flush()
             advance()
@@ -340,15 +330,15 @@ def demo(ctx: typer.Context) -> None:
     err.rule("2. train (cross-validated candidates)")
     ctx.invoke(train, ctx=ctx, dataset_dir=train_dir, model_out=model_dir, candidate=None, report_out=None)
     err.rule("3. classify held-back documents")
+    from pipelines.classify import classify
+    from pipelines.dataset import load_labeled_documents
     from pipelines.models import load_model
-    from pipelines.predict import predict_documents
 
     classifier, meta = load_model(model_dir)
     config, limits, cache = _extraction(params)
-    from pipelines.dataset import load_labeled_documents
-
     held = load_labeled_documents(holdout_dir, config, limits, cache=cache)
-    predictions = predict_documents(classifier, held.documents, float(params["predict"]["review_threshold"]))
+    threshold = float(params["predict"]["review_threshold"])
+    predictions = [c.prediction for c in classify(classifier, held.documents, threshold)]
     table = Table(title=f"held-back documents, model {meta['candidate']}")
     for column in ("document", "true", "predicted", "confidence", "review?", "pages"):
         table.add_column(column)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.cli.console import err
 from flows.cli.console import fail as _fail
 from flows.cli.console import load_cli_params as _params
+
+if TYPE_CHECKING:
+    from pipelines.ingest import Limits, RawDocument
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,16 @@ def output_name(number: int, label: str, first_page: int, last_page: int) -> str
     return f"{number:02d}_{_safe_label(label)}_{pages}.pdf"
 
 
-def as_pdf(data: bytes, mime: str) -> bytes:
-    """The upload as PDF bytes: a PDF unchanged, an image (every frame of a TIFF) as image pages."""
-    from pipelines.ingest import PDF
-    from pipelines.samples import make_bundle
+def as_pdf(raw: RawDocument, limits: Limits) -> bytes:
+    """The document as PDF bytes: a PDF unchanged, an image (every frame of a TIFF) as image pages.
 
-    return data if mime == PDF else make_bundle([data])
+    Raises:
+        IngestError: the image cannot be decoded (see :func:`pipelines.render.image_to_pdf`).
+    """
+    from pipelines.ingest import PDF
+    from pipelines.render import image_to_pdf
+
+    return raw.data if raw.mime == PDF else image_to_pdf(raw, limits)
 
 
 def write_segments(pdf_bytes: bytes, segments: list[Any], out_dir: Path) -> list[Path]:
@@ -70,7 +77,8 @@ def split(
 ) -> None:
     """Classify every page and split FILE into its documents: one PDF each, named by class and page range."""
     from flows.settings import Settings
-    from pipelines.extract import ExtractConfig, ExtractionCache, extract_documents
+    from pipelines.classify import Upload, extract_inputs
+    from pipelines.extract import ExtractConfig, ExtractionCache
     from pipelines.ingest import (
         ZIP,
         IngestError,
@@ -99,20 +107,26 @@ def split(
             "splitter.joblib",
         )
     limits = Limits.from_params(params["ingest"])
-    config = ExtractConfig.from_params(params["extract"])
     try:
+        config = ExtractConfig.from_params(params["extract"])
         data = read_input(file, limits)
         mime = check_bytes(data, str(file), limits)
-    except IngestError as error:
+    except (IngestError, ValueError) as error:
         _fail(str(error))
     if mime == ZIP:
         _fail(f"{file} is a zip archive: expected one PDF or image (split its members one by one)")
-    raw = RawDocument(name=str(file), data=data, mime=mime, sha256=sha256_of(data))
-    (document,) = extract_documents([raw], config, limits, cache=ExtractionCache(Settings().cache_dir))
+    [[document]] = extract_inputs(
+        [Upload(str(file), data)], config, limits, cache=ExtractionCache(Settings().cache_dir)
+    )
     if isinstance(document, Rejected):
         _fail(document.reason)
     segments = split_document(splitter, document, classifier)
-    paths = write_segments(as_pdf(data, mime), segments, out)
+    raw = RawDocument(name=str(file), data=data, mime=mime, sha256=sha256_of(data))
+    try:
+        pdf = as_pdf(raw, limits)
+    except IngestError as error:
+        _fail(str(error))
+    paths = write_segments(pdf, segments, out)
     result = {
         "file": str(file),
         "n_pages": document.n_pages,

@@ -67,9 +67,9 @@ def running_service(data_dir: Path, port: int, workers: int, env: dict[str, str]
         make("serve-down")
 
 
-def build_registry(root: Path) -> tuple[str, Path, Path, Path]:
-    """A registry with one champion (text model on 6 generated documents per class); returns the tracking URI,
-    a params file, a one-page born-digital PDF and a one-page scan."""
+def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Path, Path]:
+    """A registry with one champion (text model on 6 generated documents per class, ``params_path`` or the
+    default params.yaml); returns the tracking URI, a params file, a one-page born-digital PDF and a one-page scan."""
     import pymupdf
     import yaml
 
@@ -81,7 +81,7 @@ def build_registry(root: Path) -> tuple[str, Path, Path, Path]:
     from pipelines.params import load_params
     from pipelines.samples import generate_corpus
 
-    params = load_params()
+    params = load_params(params_path)
     params.setdefault("serve", {})
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
@@ -158,6 +158,8 @@ async def load(url: str, name: str, data: bytes, concurrency: int, seconds: floa
 
 
 def main() -> None:
+    from flows.settings import Settings
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per setting")
     parser.add_argument("--workers", type=int, default=2, help="service workers")
@@ -167,7 +169,7 @@ def main() -> None:
     levels = [int(x) for x in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="docclass-bench-serve-") as tmp:
         root = Path(tmp)
-        uri, params_file, pdf, scan = build_registry(root)
+        uri, params_file, pdf, scan = build_registry(root, Settings().params)
         port = _free_port()
         env = {
             **os.environ,

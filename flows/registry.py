@@ -45,9 +45,6 @@ from serving.registry import (
 ROUND_FILE = "round.json"
 _TAG_MAX = 4000  # below MLflow's model-version tag value limit
 
-# Registry fields live in the one Settings class; the alias keeps the registry's call sites readable.
-RegistrySettings = Settings
-
 __all__ = [
     "CHAMPION",
     "COMPLETE",
@@ -57,7 +54,6 @@ __all__ = [
     "PromotionEvent",
     "Registry",
     "RegistryError",
-    "RegistrySettings",
     "VersionInfo",
     "format_version",
     "parse_version",

@@ -169,7 +169,11 @@ def pull_task(settings: Settings, state_file: Path) -> dict[int, LabelRecord]:
     from labeling.pull import pull_labels
 
     result = pull_labels(
-        make_client(settings), settings.project_title, state_file, settings.originals_dir, None
+        make_client(settings.label_studio_url, settings.label_studio_token),
+        settings.project_title,
+        state_file,
+        settings.originals_dir,
+        None,
     )
     return usable_labels(result.labels, settings.originals_dir, get_run_logger().warning)
 
@@ -234,7 +238,7 @@ def preannotate_from_champion(
         model_dir = registry.download_model(number, target)  # verified against the registered digest
     predictor, _ = model_predictor(model_dir, dict(params), settings.cache_dir)
     return preannotate(
-        make_client(settings),
+        make_client(settings.label_studio_url, settings.label_studio_token),
         settings.project_title,
         predictor,
         format_version(number),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.registry import MODEL_DIR, ROUND_FILE, Registry, RegistryError, format_version
+from flows.settings import Settings
 from pipelines.params import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -756,11 +757,8 @@ def compare(registry: Registry, a: int, b: int) -> dict[str, Any]:
     }
 
 
-def open_registry_and_store(settings: Any | None = None) -> tuple[Registry, SnapshotStore]:
-    """The registry and snapshot store configured by the environment (``DOCCLASS_*``)."""
-    from flows.registry import RegistrySettings
-
-    settings = settings or RegistrySettings()
+def open_registry_and_store(settings: Settings) -> tuple[Registry, SnapshotStore]:
+    """The registry and snapshot store named by ``settings`` (read by the entry point)."""
     return Registry.from_settings(settings), SnapshotStore(settings.snapshot_store, settings.dvc_remote)
 
 

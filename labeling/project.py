@@ -13,8 +13,7 @@ from labeling.convert import labels_in_use
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
-
-    from labeling.settings import LabelingSettings
+    from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
 
@@ -43,22 +42,21 @@ class ProjectState:
     webhook: str | None = None  # "created", "updated", "unchanged" or None
 
 
-def make_client(settings: LabelingSettings) -> LabelStudio:
-    """An SDK client for the configured server.
+def make_client(url: str, token: SecretStr | str | None) -> LabelStudio:
+    """An SDK client for the Label Studio server at ``url`` with the API ``token``.
 
     Raises:
-        LabelingError: no token configured.
+        LabelingError: no token.
     """
     from label_studio_sdk import LabelStudio
 
-    if settings.label_studio_token is None:
+    key = token if isinstance(token, str) or token is None else token.get_secret_value()
+    if not key:
         raise LabelingError(
             "no Label Studio API token: expected DOCCLASS_LABEL_STUDIO_TOKEN in the environment or .env "
             "(`make labelstudio-up` writes it)"
         )
-    return LabelStudio(
-        base_url=settings.label_studio_url, api_key=settings.label_studio_token.get_secret_value(), timeout=60
-    )
+    return LabelStudio(base_url=url, api_key=key, timeout=60)
 
 
 def find_project(client: LabelStudio, title: str) -> Any | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,14 @@ class ParamsError(ValueError):
 
 
 def default_params_path() -> Path:
-    """``$DOCCLASS_PARAMS``, else ./params.yaml, else the repository's params.yaml."""
-    env = os.environ.get("DOCCLASS_PARAMS")
-    if env:
-        return Path(env)
+    """./params.yaml, else the repository's params.yaml (``DOCCLASS_PARAMS`` is read by the entry points, from
+    :class:`flows.settings.Settings`, and given to :func:`load_params`)."""
     local = Path("params.yaml")
     return local if local.exists() else REPO_ROOT / "params.yaml"
 
 
 def load_params(path: Path | None = None) -> dict[str, Any]:
-    """Read params.yaml.
+    """Read params.yaml at ``path`` (None: :func:`default_params_path`).
 
     Raises:
         ParamsError: the file is missing, not YAML, or lacks a required section.

@@ -10,8 +10,10 @@
 
 Every worker follows the registry alias ``champion`` with a polling thread and swaps models atomically (see
 :mod:`serving.models`); page inference of concurrent requests is batched (see :mod:`serving.batching`).
-Configuration: ``serve:`` in params.yaml (``DOCCLASS_PARAMS``), the registry from ``DOCCLASS_MLFLOW_TRACKING_URI``,
-an optional API key from ``DOCCLASS_API_KEY``.
+Configuration, read once when a worker starts (:class:`flows.settings.Settings`, environment or `.env`): ``serve:``
+in params.yaml (``DOCCLASS_PARAMS``), the registry from ``DOCCLASS_MLFLOW_TRACKING_URI``, an optional API key from
+``DOCCLASS_API_KEY`` (an empty variable counts as unset, so it cannot switch authentication off; the start log
+says whether authentication is on).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -49,7 +50,7 @@ from serving.postprocess import (
 with bentoml.importing():
     from mlflow.exceptions import MlflowException
 
-    from flows.settings import Settings
+    from flows.settings import Settings, reveal
     from pipelines.classify import Upload, classify, extract_inputs
     from pipelines.document import Document
     from pipelines.extract import ExtractConfig
@@ -73,33 +74,53 @@ PROTECTED = ("/classify", "/versions")
 web = FastAPI(title="docclass extras", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def api_key() -> str | None:
-    """``DOCCLASS_API_KEY`` (environment or `.env`); None or empty = no authentication."""
-    key = Settings().api_key
-    return key.get_secret_value() if key is not None and key.get_secret_value() else None
-
-
-def serve_params() -> dict[str, Any]:
-    return load_params(Settings().params)
+def log_authentication(key: str | None) -> None:
+    """Say at start whether the protected routes need the API key (never the key itself)."""
+    # WARNING, not INFO: BentoML's root logger shows warnings only, and this line must be in the server log.
+    if key is None:
+        logger.warning(
+            "authentication is OFF: DOCCLASS_API_KEY is not set, %s answer anyone who reaches this port",
+            " and ".join(PROTECTED),
+        )
+    else:
+        logger.warning(
+            "authentication is on: %s need 'Authorization: Bearer <DOCCLASS_API_KEY>'",
+            " and ".join(PROTECTED),
+        )
 
 
 class Guard:
     """ASGI middleware in front of everything: bearer API key on the protected routes, and the upload size limit
-    checked on ``Content-Length`` before a byte of the body is read."""
+    checked on ``Content-Length`` before a byte of the body is read.
+
+    Both are read from :class:`flows.settings.Settings` when the app is built and again when it starts (ASGI
+    lifespan), never per request: rotating the key means restarting the service.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.settings_key = api_key()
-        self.max_bytes = ServeConfig.from_params(serve_params()).max_upload_bytes
+        self.key: str | None = None
+        self.max_bytes = 0
+        self.configure()
+
+    def configure(self) -> None:
+        """Read the API key and the upload limit."""
+        settings = Settings()
+        self.key = reveal(settings.api_key)
+        self.max_bytes = ServeConfig.from_params(load_params(settings.params)).max_upload_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            self.configure()
+            log_authentication(self.key)
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http" or not scope["path"].rstrip("/").endswith(PROTECTED):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        # The environment wins over `.env` and is read per request, so a restart is not needed to rotate it.
-        key = os.environ.get("DOCCLASS_API_KEY", self.settings_key)
-        if key:
+        key = self.key
+        if key is not None:
             token = parse_bearer(headers.get("authorization"))
             if token is None or not hmac.compare_digest(token.encode(), key.encode()):
                 response = JSONResponse(
@@ -163,7 +184,7 @@ class DocClassifier:
 
     def __init__(self) -> None:
         settings = Settings()
-        params = serve_params()
+        params = load_params(settings.params)
         self.settings = settings
         self.config = ServeConfig.from_params(params)
         ingest = Limits.from_params(params["ingest"])

@@ -71,15 +71,15 @@ def import_documents(
     paths: Annotated[list[Path], typer.Argument(help="PDF, image and zip files, or folders of them")],
 ) -> None:
     """Import documents into the Label Studio project: one task per document, page images, never twice."""
+    from flows.settings import Settings
     from labeling.importer import import_documents as run_import
     from labeling.project import make_client, require_project
-    from labeling.settings import LabelingSettings
     from pipelines.ingest import Limits
 
     params = _params(ctx)
-    settings = LabelingSettings()
+    settings = Settings()
     with _label_studio(settings.label_studio_url):
-        client = make_client(settings)
+        client = make_client(settings.label_studio_url, settings.label_studio_token)
         project = require_project(client, settings.project_title)
         with _progress("importing") as (set_total, advance):
             report = run_import(
@@ -111,17 +111,21 @@ def import_documents(
 @labeling_app.command()
 def init(ctx: typer.Context) -> None:
     """Create or update the project from params.yaml `classes`; register the webhook when configured."""
+    from flows.settings import Settings
     from labeling.project import ensure_project, make_client
-    from labeling.settings import LabelingSettings
 
     params = _params(ctx)
-    settings = LabelingSettings()
+    settings = Settings()
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     if settings.webhook_url and not secret:
         _fail("DOCCLASS_WEBHOOK_URL is set but DOCCLASS_WEBHOOK_SECRET is not: expected both")
     with _label_studio(settings.label_studio_url):
         state = ensure_project(
-            make_client(settings), settings.project_title, params["classes"], settings.webhook_url, secret
+            make_client(settings.label_studio_url, settings.label_studio_token),
+            settings.project_title,
+            params["classes"],
+            settings.webhook_url,
+            secret,
         )
     if state.created:
         what = "created"
@@ -143,16 +147,16 @@ def pull(
     snapshot: Annotated[bool, typer.Option(help="write the snapshot (documents + labels.csv)")] = True,
 ) -> None:
     """Labels created, changed or deleted since the last pull (JSON lines on stdout); writes the snapshot."""
+    from flows.settings import Settings
     from labeling.project import make_client
     from labeling.pull import pull_labels
-    from labeling.settings import LabelingSettings
 
-    settings = LabelingSettings()
+    settings = Settings()
     target = (out or settings.snapshot_dir) if snapshot else None
     with _label_studio(settings.label_studio_url):
         try:
             result = pull_labels(
-                make_client(settings),
+                make_client(settings.label_studio_url, settings.label_studio_token),
                 settings.project_title,
                 settings.state_file,
                 settings.originals_dir,
@@ -183,14 +187,14 @@ def preannotate(
     ] = None,
 ) -> None:
     """Push the model's guess (class, score) for unlabelled tasks and make it the project's model version."""
+    from flows.settings import Settings
     from labeling.preannotate import model_predictor
     from labeling.preannotate import preannotate as run_preannotate
     from labeling.project import make_client
-    from labeling.settings import LabelingSettings
     from pipelines.models import ModelLoadError
 
     params = _params(ctx)
-    settings = LabelingSettings()
+    settings = Settings()
     try:
         predictor, _meta = model_predictor(model, params, settings.cache_dir)
     except ModelLoadError as error:
@@ -201,7 +205,7 @@ def preannotate(
         _progress(f"pre-annotating with {version}") as (_, advance),
     ):
         report = run_preannotate(
-            make_client(settings),
+            make_client(settings.label_studio_url, settings.label_studio_token),
             settings.project_title,
             predictor,
             version,
@@ -222,10 +226,10 @@ def webhook(
     port: Annotated[int | None, typer.Option(help="port (default: DOCCLASS_WEBHOOK_PORT)")] = None,
 ) -> None:
     """Serve the webhook receiver: records annotation events to $DOCCLASS_DATA_DIR/labeling/webhook-events.jsonl."""
-    from labeling.settings import LabelingSettings
+    from flows.settings import Settings
     from labeling.webhook import PATH, serve
 
-    settings = LabelingSettings()
+    settings = Settings()
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         _fail("no webhook secret: expected DOCCLASS_WEBHOOK_SECRET in the environment or .env")
     bind, number = host or settings.webhook_host, port or settings.webhook_port

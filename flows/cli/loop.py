@@ -201,7 +201,11 @@ def due_milestones(settings: Any, params: dict[str, Any]) -> list[int]:
     every, _ = loop_settings(params)
     state = settings.data_dir / "loop" / "trigger-pull-state.json"
     labels = pull_labels(
-        make_client(settings), settings.project_title, state, settings.originals_dir, None
+        make_client(settings.label_studio_url, settings.label_studio_token),
+        settings.project_title,
+        state,
+        settings.originals_dir,
+        None,
     ).labels
     usable = usable_labels(labels, settings.originals_dir, logger.debug)
     registry, _ = open_registry_and_store(settings)
@@ -283,7 +287,7 @@ def _import_with_truth(
     from labeling.project import ensure_project, export_tasks, make_client
     from pipelines.ingest import Limits
 
-    client = make_client(settings)
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     project = ensure_project(client, settings.project_title, params["classes"], settings.webhook_url, secret)
     paths = [path for group in files.values() for path in group]
@@ -314,7 +318,7 @@ def _annotate(settings: Any, tasks: list[tuple[int, str]]) -> None:
     from labeling.convert import prediction_result
     from labeling.project import make_client
 
-    client = make_client(settings)
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     for task_id, label in tasks:
         client.annotations.create(id=task_id, result=prediction_result(label), lead_time=5.0)
 
@@ -448,7 +452,7 @@ def _labelled_count(settings: Any) -> int:
     from labeling.preannotate import is_labelled
     from labeling.project import export_tasks, make_client, require_project
 
-    client = make_client(settings)
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     project = require_project(client, settings.project_title)
     return sum(1 for task in export_tasks(client, project.id) if is_labelled(task))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,10 +24,11 @@ ROLLBACK = "rollback from "
 
 
 def _open() -> tuple[Any, Any, Any]:
-    from flows.registry import RegistrySettings
+    """The registry, the snapshot store and the settings they were read from."""
+    from flows.settings import Settings
     from flows.versions import open_registry_and_store
 
-    settings = RegistrySettings()
+    settings = Settings()
     registry, store = open_registry_and_store(settings)
     return registry, store, settings
 
@@ -42,9 +42,10 @@ def _version(text: str) -> int:
         _fail(str(error))
 
 
-def _user() -> str:
+def _user(settings: Any) -> str:
+    """DOCCLASS_USER (environment or .env), else the login name."""
     try:
-        return os.environ.get("DOCCLASS_USER") or getpass.getuser()
+        return settings.user or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
@@ -131,7 +132,7 @@ def promote(
     number = _version(version)
     if number == 0:
         _fail("1.0 means no model: use `docclass rollback` to go back, or promote a version 1.N with N >= 1")
-    registry, _, _ = _open()
+    registry, _, settings = _open()
     try:
         target = registry.version(number)
         if target.champion:
@@ -141,7 +142,7 @@ def promote(
                 f"version {target.name} failed its gates ({'; '.join(target.reasons)}): pass --force to promote it anyway"
             )
         why = reason if target.passed else f"{reason} (forced past failed gates)"
-        event = registry.move_champion(number, reason=why, by=_user(), automatic=False)
+        event = registry.move_champion(number, reason=why, by=_user(settings), automatic=False)
     except RegistryError as error:
         _fail(str(error))
     typer.echo(json.dumps(event.row()))
@@ -153,7 +154,7 @@ def rollback(
     """Give the champion back to the version it replaced (1.0 = no model when it was the first)."""
     from flows.registry import RegistryError, format_version
 
-    registry, _, _ = _open()
+    registry, _, settings = _open()
     try:
         current = registry.champion_number()
         if current is None:
@@ -169,7 +170,10 @@ def rollback(
             None,
         )
         event = registry.move_champion(
-            previous, reason=f"{ROLLBACK}{format_version(current)}: {reason}", by=_user(), automatic=False
+            previous,
+            reason=f"{ROLLBACK}{format_version(current)}: {reason}",
+            by=_user(settings),
+            automatic=False,
         )
     except RegistryError as error:
         _fail(str(error))

@@ -17,11 +17,11 @@ import pytest
 from flows.mailcatcher import MailCatcher, read_mails
 from flows.registry import Registry
 from flows.retrain import MILESTONE_TAG, NOTIFIED_TAG, retrain
+from flows.settings import Settings
 from flows.versions import SnapshotStore
 from labeling.convert import prediction_result
 from labeling.importer import import_documents
 from labeling.project import ensure_project, export_tasks, make_client
-from labeling.settings import LabelingSettings
 from pipelines.ingest import Limits
 from pipelines.params import load_params
 from pipelines.samples import generate_corpus
@@ -69,8 +69,8 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
     # 65 born-digital documents (13 per class), imported into a fresh project.
     manifest = generate_corpus(tmp_path / "corpus", per_class=13, seed=21, scanned_share=0.0, classes=CLASSES)
     truth = {row["sha256"]: row["label"] for row in manifest}
-    settings = LabelingSettings()
-    client = make_client(settings)
+    settings = Settings()
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     project = ensure_project(client, settings.project_title, CLASSES)
     report = import_documents(
         client,

@@ -10,7 +10,6 @@ from flows.registry import (
     DIGEST_TAG,
     Registry,
     RegistryError,
-    RegistrySettings,
     format_version,
     parse_version,
 )
@@ -43,15 +42,6 @@ def test_version_names():
     for bad in ("3", "2.1", "1.x", "v1.2", ""):
         with pytest.raises(ValueError, match="expected 1.N"):
             parse_version(bad)
-
-
-def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DOCCLASS_MLFLOW_TRACKING_URI", "sqlite:///x.db")
-    monkeypatch.setenv("DOCCLASS_DVC_REMOTE", "s3://bucket/docclass")
-    settings = RegistrySettings()
-    assert settings.mlflow_tracking_uri == "sqlite:///x.db" and settings.registered_model == "docclass"
-    assert settings.dvc_remote == "s3://bucket/docclass"
-    assert settings.snapshot_store == settings.data_dir / "versions" / "dvc-store"
 
 
 def test_artifacts_stay_beside_the_database(registry: Registry, tmp_path: Path):

@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flows.settings import Settings
 from labeling.config import SAMPLING, config_classes
 from labeling.convert import CREATED, DELETED, UPDATED, prediction_result
 from labeling.importer import import_documents
 from labeling.preannotate import preannotate
 from labeling.project import ClassRemovalError, ensure_project, export_tasks, make_client, require_project
 from labeling.pull import pull_labels
-from labeling.settings import LabelingSettings
 from labeling.webhook import read_events
 from pipelines.dataset import list_dataset
 from pipelines.ingest import Limits
@@ -41,9 +41,9 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(p for p in out.rglob("*") if p.is_file() and p.suffix != ".csv")
 
 
-def setup_project(documents: list[Path], count: int) -> tuple[LabelingSettings, object, int, dict[str, int]]:
-    settings = LabelingSettings()
-    client = make_client(settings)
+def setup_project(documents: list[Path], count: int) -> tuple[Settings, object, int, dict[str, int]]:
+    settings = Settings()
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     state = ensure_project(client, settings.project_title, CLASSES)
     report = import_documents(
         client,
@@ -106,8 +106,8 @@ def test_import_cli_files_folders_zips_once_with_report(labeling_env, documents,
     token = labeling_env["DOCCLASS_LABEL_STUDIO_TOKEN"]
     assert token not in first.stdout + first.stderr + second.stdout + second.stderr
 
-    settings = LabelingSettings()
-    client = make_client(settings)
+    settings = Settings()
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     tasks = export_tasks(client, require_project(client, settings.project_title).id)
     assert len(tasks) == 4
     assert sorted(t["data"]["name"] for t in tasks) == sorted(p.name for p in documents[:4])
@@ -147,7 +147,7 @@ def test_incremental_pull_relabel_delete_skip_invalid_and_restart(
     client.annotations.update(id=a1, result=prediction_result("invoice"))  # relabel in place
     client.annotations.delete(id=a2)
     label_studio.restart()  # nothing is lost across a restart: state is on disk, labels in Label Studio's DB
-    client = make_client(settings)
+    client = make_client(settings.label_studio_url, settings.label_studio_token)
     label(client, t3, "payslip")  # after the skip, another annotator labels it
 
     second = run_cli("labeling", "pull", "--out", str(snapshot), env=labeling_env, cwd=tmp_path)
@@ -199,7 +199,7 @@ def test_webhook_delivers_annotation_events_to_the_receiver(labeling_env, docume
 
     from labeling.webhook import create_app
 
-    settings = LabelingSettings()
+    settings = Settings()
     secret = labeling_env["DOCCLASS_WEBHOOK_SECRET"]
     port = _free_port()
     server = uvicorn.Server(
@@ -213,7 +213,7 @@ def test_webhook_delivers_annotation_events_to_the_receiver(labeling_env, docume
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        client = make_client(settings)
+        client = make_client(settings.label_studio_url, settings.label_studio_token)
         url = f"http://127.0.0.1:{port}/webhook"
         state = ensure_project(client, settings.project_title, CLASSES, url, secret)
         assert state.webhook == "created"

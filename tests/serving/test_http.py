@@ -3,8 +3,10 @@ runs the startup and shutdown hooks): answers, pinning, hot swap, errors, auth a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,6 +186,33 @@ def test_api_key(service_env: World, monkeypatch: pytest.MonkeyPatch) -> None:
         ok = c.post("/classify", files={"file": ("a.pdf", data)}, headers={"Authorization": "Bearer s3cret-key"})
         assert ok.status_code == 200
         assert c.get("/livez").status_code == 200 and c.get("/ui").status_code == 200
+
+
+def test_an_empty_api_key_variable_does_not_switch_authentication_off(
+    service_env: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defect 3: DOCCLASS_API_KEY= (empty) in the environment used to turn authentication off silently although
+    `.env` held a key; an empty variable now counts as unset, and the start log says authentication is on."""
+    (tmp_path / ".env").write_text("DOCCLASS_API_KEY=key-from-dotenv\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCCLASS_API_KEY", "")
+    data = service_env.doc("w9").read_bytes()
+    with caplog.at_level(logging.WARNING, logger="docclass.serving"), make_client() as c:
+        assert post(c, "a.pdf", data).status_code == 401
+        assert c.get("/versions").status_code == 401
+        ok = c.post(
+            "/classify", files={"file": ("a.pdf", data)}, headers={"Authorization": "Bearer key-from-dotenv"}
+        )
+        assert ok.status_code == 200
+    assert "authentication is on" in caplog.text and "key-from-dotenv" not in caplog.text
+
+
+def test_the_start_log_says_when_authentication_is_off(
+    service_env: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="docclass.serving"), make_client() as c:
+        assert c.get("/versions").status_code == 200
+    assert "authentication is OFF: DOCCLASS_API_KEY is not set" in caplog.text
 
 
 def test_split_auto_returns_the_documents_of_a_bundle(client: TestClient, service_env: World) -> None:

@@ -260,28 +260,28 @@ def confusion_matrix_png(cm: Sequence[Sequence[int]], classes: Sequence[str], pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cm = np.asarray(cm, dtype=int)
+    counts = np.asarray(cm, dtype=int)
     n = len(classes)
     size = 1.6 + 0.6 * n
     fig = Figure(figsize=(size + 1.0, size), dpi=100)
     FigureCanvasAgg(fig)  # Agg without touching pyplot's global backend
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(cm, cmap="Blues", vmin=0)
+    image = ax.imshow(counts, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(n), labels=list(classes), rotation=45, ha="right")
     ax.set_yticks(range(n), labels=list(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    threshold = cm.max() / 2 if cm.size else 0
+    threshold = counts.max() / 2 if counts.size else 0
     for i in range(n):
         for j in range(n):
             ax.text(
                 j,
                 i,
-                str(cm[i, j]),
+                str(counts[i, j]),
                 ha="center",
                 va="center",
-                color="white" if cm[i, j] > threshold else "black",
+                color="white" if counts[i, j] > threshold else "black",
             )
     fig.tight_layout()
     path = Path(path)

@@ -80,10 +80,10 @@ def make_document(
     BUILDERS[label](pdf, rng)
     if kind == "born-digital":
         if rotation:
-            for page in pdf:
-                page.set_rotation(rotation)
+            for number in range(pdf.page_count):
+                pdf[number].set_rotation(rotation)
         return pdf_bytes(pdf), SampleSpec(label, kind, fmt, pdf.page_count, rotation)
-    pages = [pdf[0]] if fmt in ("png", "jpeg") else list(pdf)
+    pages = [pdf[0]] if fmt in ("png", "jpeg") else [pdf[i] for i in range(pdf.page_count)]
     images = [scan_page(page, rng, rotation) for page in pages]
     quality = int(rng.integers(70, 93))
     if fmt == "pdf":

@@ -165,10 +165,10 @@ def build(pdf: pymupdf.Document, rng: np.random.Generator) -> None:
     y = max(ey, dy) + 26
     c.rect(x0, y, x1, y + 34, width=0.8, fill=(0.95, 0.95, 0.95))
     summary = (("Gross Pay", gross), ("Total Deductions", total_ded), ("Net Pay", net))
-    for i, (label, value) in enumerate(summary):
+    for i, (label, amount_value) in enumerate(summary):
         cx = x0 + 10 + i * (x1 - x0) / 3
         c.text(cx, y + 13, label, 8, font)
-        c.text(cx, y + 27, money(value, True), 11, bold)
+        c.text(cx, y + 27, money(amount_value, True), 11, bold)
     y += 56
     if rng.random() < 0.6:
         c.text(x0, y, "Other Benefits and Information", 8.5, bold)

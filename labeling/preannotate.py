@@ -118,16 +118,18 @@ def model_predictor(
     from pipelines.extract import ExtractConfig, ExtractionCache
     from pipelines.ingest import Limits
     from pipelines.models import load_model
+    from pipelines.predict import ReviewRule
 
     model, meta = load_model(model_dir)
     config = ExtractConfig.from_params(params["extract"])
     limits = Limits.from_params(params["ingest"])
     cache = ExtractionCache(cache_dir)
-    threshold = float(params["predict"]["review_threshold"])
+    # a pre-annotation's score is the top class's probability (Label Studio's uncertainty sampling orders by it)
+    review = ReviewRule.from_params(params["predict"])
 
     def predict(paths: Sequence[Path]) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
-        for outcomes in classify_inputs(model, paths, config, limits, threshold, cache=cache):
+        for outcomes in classify_inputs(model, paths, config, limits, review, cache=cache):
             # An original is one document; anything else (unreadable, an archive) predicts nothing.
             found = outcomes[0] if len(outcomes) == 1 else None
             if isinstance(found, Classified):

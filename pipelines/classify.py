@@ -26,7 +26,7 @@ from typing import Any
 from pipelines.document import Document
 from pipelines.extract import ExtractConfig, ExtractionCache, extract_documents
 from pipelines.ingest import IngestError, Limits, RawDocument, Rejected, expand, read_input
-from pipelines.predict import predict_documents
+from pipelines.predict import ReviewRule, predict_documents
 
 __all__ = [
     "Classified",
@@ -116,9 +116,12 @@ def extract_inputs(
     ]
 
 
-def classify(model: Any, documents: Sequence[Document], review_threshold: float) -> list[Classified]:
-    """Classify extracted documents in one batched model call (see :func:`pipelines.predict.predict_documents`)."""
-    predictions = predict_documents(model, documents, review_threshold)
+def classify(
+    model: Any, documents: Sequence[Document], review: ReviewRule | float
+) -> list[Classified]:
+    """Classify extracted documents in one batched model call (see :func:`pipelines.predict.predict_documents`;
+    ``review`` is the review rule of params ``predict:``, or a fixed threshold)."""
+    predictions = predict_documents(model, documents, review)
     return [
         Classified(document, prediction) for document, prediction in zip(documents, predictions, strict=True)
     ]
@@ -129,7 +132,7 @@ def classify_inputs(
     items: Iterable[Input],
     config: ExtractConfig,
     limits: Limits,
-    review_threshold: float,
+    review: ReviewRule | float,
     cache: ExtractionCache | None = None,
     chunk: int = CHUNK,
 ) -> Iterator[list[Classified | Rejected]]:
@@ -145,6 +148,6 @@ def classify_inputs(
     while batch := list(islice(iterator, max(1, chunk))):
         groups = extract_inputs(batch, config, limits, cache=cache)
         documents = [entry for group in groups for entry in group if isinstance(entry, Document)]
-        classified = iter(classify(model, documents, review_threshold))
+        classified = iter(classify(model, documents, review))
         for group in groups:
             yield [next(classified) if isinstance(entry, Document) else entry for entry in group]

@@ -51,7 +51,13 @@ EXAMPLE_ANSWER: dict[str, Any] = {
             "label": "invoice",
             "confidence": 0.912345,
             "scores": {"1040": 0.012, "invoice": 0.912345, "other": 0.041, "payslip": 0.021655, "w9": 0.013},
+            "top": [
+                {"label": "invoice", "score": 0.912345},
+                {"label": "other", "score": 0.041},
+                {"label": "payslip", "score": 0.021655},
+            ],
             "needs_review": False,
+            "review_threshold": 0.87,
             "n_pages": 3,
             "pages": [
                 {
@@ -400,7 +406,8 @@ def description(config: ServeConfig) -> str:
 registry, or a pinned version.
 
 - `POST /classify`: multipart form with `file`; optional `version` ("1.N"), `split` ("auto") and `thumbnails`
-  (true). Answers one JSON entry per document (label, confidence, scores, needs_review, pages, segments),
+  (true). Answers one JSON entry per document (label, confidence, scores, the top three classes, needs_review
+  under the model's learned review threshold, pages, segments),
   the documents that could not be read (`rejected`), the model version and timings.
 - `GET /versions`: registered versions with their metrics, the champion and what this worker serves.
 - `GET /` explains the API with examples; `GET /ui` is the live page; `/readyz`, `/livez`, `/metrics`.
@@ -472,6 +479,8 @@ def render_page(config: ServeConfig, base_url: str) -> str:
         max_pages=config.max_pages,
         request_timeout_s=f"{config.request_timeout_s:g}",
         review_threshold=f"{config.review_threshold:g}",
+        target_accuracy=f"{config.target_accuracy:g}",
+        review_floor=f"{config.review_floor:g}",
         poll_seconds=f"{config.poll_seconds:g}",
         answer=html.escape(_json(EXAMPLE_ANSWER)),
         versions=html.escape(_json(VERSIONS_EXAMPLE)),

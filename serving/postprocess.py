@@ -10,7 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pipelines.predict import ReviewRule
+
 MB = 1024 * 1024
+_REVIEW = ReviewRule()
 
 # Keys of the ``serve:`` section of params.yaml; a missing key takes this default (documented in the report).
 SERVE_DEFAULTS: dict[str, Any] = {
@@ -27,7 +30,9 @@ SERVE_DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Service settings: the ``serve:`` section of params.yaml plus ``predict.review_threshold``."""
+    """Service settings: the ``serve:`` section of params.yaml plus the review rule of ``predict:``
+    (``target_accuracy``, ``review_floor`` and the fallback ``review_threshold``, see
+    :class:`pipelines.predict.ReviewRule`)."""
 
     poll_seconds: float = SERVE_DEFAULTS["poll_seconds"]
     cache_versions: int = SERVE_DEFAULTS["cache_versions"]
@@ -37,7 +42,9 @@ class ServeConfig:
     max_batch_size: int = SERVE_DEFAULTS["max_batch_size"]
     max_latency_ms: float = SERVE_DEFAULTS["max_latency_ms"]
     min_labels: int | None = SERVE_DEFAULTS["min_labels"]
-    review_threshold: float = 0.6
+    review_threshold: float = _REVIEW.fallback
+    target_accuracy: float = _REVIEW.target_accuracy
+    review_floor: float = _REVIEW.floor
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ServeConfig:
@@ -51,6 +58,7 @@ class ServeConfig:
         if unknown:
             raise ValueError(f"unknown key(s) {unknown} in params serve:: expected some of {sorted(SERVE_DEFAULTS)}")
         values = {**SERVE_DEFAULTS, **serve}
+        review = ReviewRule.from_params(params.get("predict"))
         config = cls(
             poll_seconds=float(values["poll_seconds"]),
             cache_versions=int(values["cache_versions"]),
@@ -60,17 +68,26 @@ class ServeConfig:
             max_batch_size=int(values["max_batch_size"]),
             max_latency_ms=float(values["max_latency_ms"]),
             min_labels=None if values["min_labels"] is None else int(values["min_labels"]),
-            review_threshold=float(params.get("predict", {}).get("review_threshold", 0.6)),
+            review_threshold=review.fallback,
+            target_accuracy=review.target_accuracy,
+            review_floor=review.floor,
         )
         for field in fields(config):
             value = getattr(config, field.name)
-            if field.name not in ("min_labels", "review_threshold") and (value is None or value <= 0):
+            if field.name in ("min_labels", "review_threshold", "target_accuracy", "review_floor"):
+                continue
+            if value is None or value <= 0:
                 raise ValueError(f"params serve.{field.name} is {value}: expected a positive number")
         return config
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MB)
+
+    @property
+    def review(self) -> ReviewRule:
+        """The rule that sets ``needs_review`` (each model's learned threshold, see ReviewRule)."""
+        return ReviewRule(self.target_accuracy, self.review_floor, self.review_threshold)
 
 
 def thumbnail_data_uri(image: Any) -> str:
@@ -86,20 +103,19 @@ def document_answer(
     prediction: Mapping[str, Any],
     name: str,
     page_info: Sequence[Mapping[str, Any]],
-    review_threshold: float,
     thumbnails: Sequence[str] | None = None,
     segments: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One document of the answer: the prediction of ``pipelines.predict.predict_documents`` plus name, the text
     source of each page, optional thumbnails and, with ``split=auto``, the segments.
 
-    ``needs_review`` is recomputed against ``review_threshold`` so the served threshold is the one in params.
+    ``needs_review``, ``review_threshold`` and ``top`` are the prediction's: the threshold is the served model's
+    own (learned from its out-of-fold answers at ``predict.target_accuracy``, see ``pipelines.predict``).
 
     Args:
         prediction: one entry of ``predict_documents``.
         name: the document's display name (upload name, or ``archive.zip/member``).
         page_info: per page ``{"source": "text"|"ocr"|"none", "rotation": int}``, same order as the pages.
-        review_threshold: confidence under this sets ``needs_review``.
         thumbnails: per page data URI, or None.
         segments: the documents found in this one by ``pipelines.split`` (``split=auto``), or None.
     """
@@ -115,7 +131,9 @@ def document_answer(
         "label": prediction["label"],
         "confidence": prediction["confidence"],
         "scores": prediction["scores"],
-        "needs_review": bool(prediction["confidence"] < review_threshold),
+        "top": [dict(entry) for entry in prediction["top"]],
+        "needs_review": bool(prediction["needs_review"]),
+        "review_threshold": prediction["review_threshold"],
         "n_pages": prediction["n_pages"],
         "pages": pages,
     }

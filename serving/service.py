@@ -1,10 +1,12 @@
 """The docclass classification service: ``bentoml serve serving.service:DocClassifier``.
 
 - ``POST /classify`` (multipart ``file``: PDF, image or zip; optional ``version`` "1.N"; optional ``thumbnails``)
-  answers one JSON entry per document with label, confidence, scores, needs_review, per-page results, the model
-  version and timings. Before any model (version 1.0) it answers 503.
+  answers one JSON entry per document with label, confidence, scores, the top three classes, needs_review (under
+  the model's learned review threshold), per-page results, the model version and timings. Before any model
+  (version 1.0) it answers 503.
 - ``GET /versions``: registered versions with their metrics, which one is champion, what this worker serves.
-- ``GET /ui``: the live page (drop a document, see class, confidence, page thumbnails and page classes).
+- ``GET /ui``: the live page (drop a document, see class, confidence, needs_review, the top three classes, page
+  thumbnails and page classes; with "split", the documents a bundle holds and their page ranges).
 - ``GET /``: the API documentation (:mod:`serving.docs`, replacing BentoML's Swagger UI); ``/docs.json`` its OpenAPI
   form; BentoML's ``/readyz``, ``/livez``, ``/metrics``.
 
@@ -205,9 +207,9 @@ class DocClassifier:
             logger.warning("registry not readable at start (%s): polling continues", self.store.last_error)
         self.poller = ChampionPoller(self.store, self.config.poll_seconds)
         self.poller.start()
-        threshold = self.config.review_threshold
+        review = self.config.review  # each model's own learned threshold (pipelines.predict.ReviewRule)
         self.batcher = Batcher(
-            lambda model, docs: classify(model, docs, threshold),
+            lambda model, docs: classify(model, docs, review),
             self.config.max_batch_size,
             self.config.max_latency_ms,
         )
@@ -240,7 +242,8 @@ class DocClassifier:
 
         Returns:
             ``model_version``, ``champion``, ``documents`` (per document: name, label, confidence, scores,
-            needs_review, n_pages, pages, segments), ``rejected`` (name, kind, error) and ``timings_ms``.
+            top, needs_review, review_threshold, n_pages, pages, segments), ``rejected`` (name, kind, error)
+            and ``timings_ms``.
         """
         # The query string keeps the exact text (?version=1.10); a form field went through json.loads first.
         version = ctx.request.query_params.get("version") or version
@@ -316,7 +319,6 @@ class DocClassifier:
                     prediction,
                     doc.name,
                     [{"source": page.source, "rotation": page.rotation} for page in doc.pages],
-                    self.config.review_threshold,
                     [thumbnail_data_uri(page.image) for page in doc.pages] if thumbnails else None,
                     [segment.to_dict() for segment in found] if found is not None else None,
                 )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +21,9 @@ from rich.table import Table
 from flows.cli.console import err
 from flows.cli.console import fail as _fail
 from flows.cli.console import load_cli_params as _params
+
+if TYPE_CHECKING:
+    from pipelines.predict import ReviewRule
 
 State = dict[str, Any]
 
@@ -103,6 +106,7 @@ def train(
     from pipelines.train import train_best
 
     params = _params(ctx)
+    review = _review_rule(params)
     dataset = _load_dataset(dataset_dir, params)
     _require_two_classes(dataset)
     names = candidate or params["train"]["candidates"]
@@ -129,7 +133,11 @@ def train(
         "seed": int(params["seed"]),
         "train_params": params["train"],
         "extract_params": params["extract"],
-        "review_threshold": float(params["predict"]["review_threshold"]),
+        # what the review rule of params predict: gives this model (its threshold is learned from its
+        # out-of-fold answers; the service and `docclass predict` read it off the model again with theirs)
+        "review_threshold": review.threshold(result.model),
+        "review_rule": review.describe(),
+        "recipe": getattr(result.model, "recipe", result.candidate),
         "cross_validation": result.best.report.metrics,
         "candidates": summary,
     }
@@ -147,6 +155,16 @@ def train(
         report_out.parent.mkdir(parents=True, exist_ok=True)
         report_out.write_text(json.dumps({"selected": result.candidate, "candidates": summary}, indent=2))
     err.print(f"model [bold]{result.candidate}[/bold] written to {model_out}")
+
+
+def _review_rule(params: dict[str, Any]) -> ReviewRule:
+    """The review rule of params ``predict:`` (each model's learned threshold), or exit with the reason."""
+    from pipelines.predict import ReviewRule
+
+    try:
+        return ReviewRule.from_params(params["predict"])
+    except ValueError as error:
+        _fail(str(error))
 
 
 def _require_two_classes(dataset: Any) -> None:
@@ -257,12 +275,12 @@ def predict(
         classifier, meta = load_model(model)
     except ModelLoadError as error:
         _fail(str(error))
-    threshold = float(params["predict"]["review_threshold"])
+    review = _review_rule(params)
     config, limits, cache = _extraction(params)
     failures = 0
     with _progress("classifying", len(files)) as advance:
         # Every file gives at least one line: one per document it holds, or one saying why it gave none.
-        for outcomes in classify_inputs(classifier, files, config, limits, threshold, cache=cache):
+        for outcomes in classify_inputs(classifier, files, config, limits, review, cache=cache):
             for outcome in outcomes:
                 if isinstance(outcome, Classified):
                     line = {"file": outcome.name, **outcome.prediction, "model": meta.get("candidate")}
@@ -337,8 +355,7 @@ def demo(ctx: typer.Context) -> None:
     classifier, meta = load_model(model_dir)
     config, limits, cache = _extraction(params)
     held = load_labeled_documents(holdout_dir, config, limits, cache=cache)
-    threshold = float(params["predict"]["review_threshold"])
-    predictions = [c.prediction for c in classify(classifier, held.documents, threshold)]
+    predictions = [c.prediction for c in classify(classifier, held.documents, _review_rule(params))]
     table = Table(title=f"held-back documents, model {meta['candidate']}")
     for column in ("document", "true", "predicted", "confidence", "review?", "pages"):
         table.add_column(column)

@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score, recall_score
 from pipelines.document import Document
 from pipelines.evaluate import check_classes
 from pipelines.models import CandidateUnavailable
-from pipelines.predict import predict_documents
+from pipelines.predict import ReviewRule, predict_documents
 
 REFERENCE = "reference"
 DRAWS = "draws"
@@ -69,6 +69,7 @@ class Outcome:
     predicted: list[str] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
     needs_review: list[bool] = field(default_factory=list)
+    review_threshold: float | None = None
     fit_seconds: float = 0.0
     predict_seconds: float = 0.0
 
@@ -169,7 +170,7 @@ def shipped_predictions(
         docs: documents to classify.
         predict_params: the ``predict:`` section of params.yaml.
     """
-    return predict_documents(model, docs, float(predict_params["review_threshold"]))
+    return predict_documents(model, docs, ReviewRule.from_params(predict_params))
 
 
 def evaluate_split(
@@ -202,6 +203,8 @@ def evaluate_split(
     outcome.predicted = [str(a["label"]) for a in answers]
     outcome.confidence = [float(a["confidence"]) for a in answers]
     outcome.needs_review = [bool(a["needs_review"]) for a in answers]
+    threshold = answers[0].get("review_threshold") if answers else None
+    outcome.review_threshold = None if threshold is None else float(threshold)
     return outcome
 
 
@@ -493,7 +496,7 @@ def prediction_rows(
     outcomes: Sequence[Outcome], splits: Sequence[Split], docs: Sequence[Document], labels: Sequence[str]
 ) -> list[dict[str, Any]]:
     """One row per answered test document: protocol, split, candidate, document, true and predicted label,
-    confidence, needs_review (for looking at the errors)."""
+    confidence, needs_review and the review threshold the model applied (for looking at the errors)."""
     by_key = {(split.protocol, split.key): split for split in splits}
     rows: list[dict[str, Any]] = []
     for o in outcomes:
@@ -514,6 +517,7 @@ def prediction_rows(
                     "predicted": predicted,
                     "confidence": _round(confidence),
                     "needs_review": review,
+                    "review_threshold": o.review_threshold,
                 }
             )
     return rows

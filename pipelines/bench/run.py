@@ -25,6 +25,7 @@ from pipelines.document import Document
 from pipelines.extract import ExtractConfig, ExtractionCache
 from pipelines.ingest import IngestError, Limits, RawDocument, expand, read_input
 from pipelines.models import CandidateUnavailable, make_candidate
+from pipelines.predict import ReviewRule
 
 
 class BenchError(ValueError):
@@ -190,6 +191,7 @@ def run(
     )
     timing["load_seconds"] = time.perf_counter() - started
     predict_params = params["predict"]
+    review = ReviewRule.from_params(predict_params)
     target = TARGETS["unflagged_accuracy"]
 
     phase = time.perf_counter()
@@ -233,7 +235,7 @@ def run(
 
     outcomes = draw_outcomes + source_outcomes
     skipped_candidates = {o.candidate: o.reason for o in outcomes if o.status == "skipped"}
-    review_rule = f"pipelines.predict.predict_documents with predict.review_threshold {predict_params['review_threshold']}"
+    review_rule = f"pipelines.predict.predict_documents; review threshold {review.describe()}"
     results: dict[str, Any] = {
         "corpus": {
             "path": str(corpus),
@@ -262,7 +264,7 @@ def run(
             except (CandidateUnavailable, ValueError) as error:
                 log(f"  {name} not timed: {getattr(error, 'reason', error)}")
         results["speed"] = speed.measure_speed(
-            _raw_documents(corpus, limits), config, limits, models, float(predict_params["review_threshold"])
+            _raw_documents(corpus, limits), config, limits, models, review
         )
         timing["speed_seconds"] = time.perf_counter() - phase
     else:

@@ -11,7 +11,7 @@ from typing import Any
 from pipelines.document import Document
 from pipelines.extract import ExtractConfig, extract_documents
 from pipelines.ingest import Limits, RawDocument, Rejected
-from pipelines.predict import predict_documents
+from pipelines.predict import ReviewRule, predict_documents
 
 
 def measure_extraction(
@@ -90,14 +90,14 @@ def measure_parallel_ocr(
 
 
 def measure_prediction(
-    model: Any, docs: Sequence[Document], review_threshold: float, repeats: int = 3
+    model: Any, docs: Sequence[Document], review: ReviewRule | float, repeats: int = 3
 ) -> dict[str, Any]:
     """Document + per-page prediction time (best of a few runs), as the prediction code does it."""
     pages = sum(doc.n_pages for doc in docs)
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        predict_documents(model, docs, review_threshold)
+        predict_documents(model, docs, review)
         best = min(best, time.perf_counter() - started)
     return {"pages": pages, "predict_seconds_per_page": best / max(1, pages)}
 
@@ -107,7 +107,7 @@ def measure_speed(
     config: ExtractConfig,
     limits: Limits,
     models: Mapping[str, Any],
-    review_threshold: float,
+    review: ReviewRule | float,
 ) -> dict[str, Any]:
     """Extraction (one core, no cache; OCR also with one Tesseract per core) and, per fitted model, extraction +
     prediction pages per second per core on the text-layer documents.
@@ -117,7 +117,7 @@ def measure_speed(
         config: extraction settings.
         limits: ingestion limits.
         models: candidate name -> model fitted on the corpus.
-        review_threshold: ``predict.review_threshold``.
+        review: the review rule of params ``predict:``.
 
     Returns:
         The measurements: ``extraction`` fields of :func:`measure_extraction`, ``parallel_ocr`` and per model
@@ -134,7 +134,7 @@ def measure_speed(
     text_docs = [d for d in docs if {p.source for p in d.pages} == {"text"}]
     speed["prediction"] = {}
     for name, model in models.items():
-        prediction = measure_prediction(model, text_docs, review_threshold)
+        prediction = measure_prediction(model, text_docs, review)
         per_page = speed["text_layer_extract_seconds_per_page"] + prediction["predict_seconds_per_page"]
         prediction["text_pages_per_second_per_core"] = 1.0 / per_page if per_page else 0.0
         speed["prediction"][name] = prediction

@@ -292,6 +292,7 @@ class CalibratedClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         self.oof_proba_ = (
             None if calibration.oof_scores is None else softmax(calibration.oof_scores, self.temperature_)
         )
+        record_out_of_fold(self, self.oof_proba_, y_idx)
 
     def decision_function(self, X: Sequence[Document]) -> np.ndarray:
         """Uncalibrated (n_docs, n_classes) scores; ``predict_proba`` is their softmax at ``temperature_``."""
@@ -333,3 +334,66 @@ def checked_scores(decision: np.ndarray, core_classes: np.ndarray, n_classes: in
     if scores.shape[1] != n_classes or not np.array_equal(core_classes, np.arange(n_classes)):
         raise ValueError(f"expected the model to know all {n_classes} classes, found {list(core_classes)}")
     return scores
+
+
+# --------------------------------------------------------------------------------------------- review
+
+# A review threshold above every probability: every answer needs review.
+FLAG_ALL = 1.01
+
+
+def record_out_of_fold(estimator: Any, oof_proba: np.ndarray | None, y_idx: np.ndarray) -> None:
+    """Keep, on a fitted candidate, the confidence and correctness of each of its out-of-fold answers.
+
+    ``oof_confidence_`` (max probability) and ``oof_correct_`` (arg-max is the true class) are the points of the
+    candidate's out-of-fold risk-coverage curve: :func:`review_threshold` reads the ``needs_review`` threshold off
+    them for a target accuracy (see :class:`pipelines.predict.ReviewRule`). Both are None without out-of-fold
+    answers (calibration disabled, or a class with a single document).
+
+    Args:
+        estimator: the candidate being fitted (attributes are set on it).
+        oof_proba: (n, n_classes) out-of-fold probabilities of the training documents, or None.
+        y_idx: (n,) their true column indices.
+    """
+    if oof_proba is None:
+        estimator.oof_confidence_ = None
+        estimator.oof_correct_ = None
+        return
+    proba = np.asarray(oof_proba, dtype=np.float64)
+    estimator.oof_confidence_ = proba.max(axis=1)
+    estimator.oof_correct_ = proba.argmax(axis=1) == np.asarray(y_idx)
+
+
+def review_threshold(
+    confidence: np.ndarray | Sequence[float], correct: np.ndarray | Sequence[bool], target_accuracy: float
+) -> float:
+    """The lowest confidence t whose answers at or above it are at least ``target_accuracy`` right.
+
+    Read off the risk-coverage curve of (out-of-fold) answers: of every threshold that meets the target, the one
+    that leaves the most answers unflagged. Ties are kept together (a threshold cannot split equal confidences).
+
+    Args:
+        confidence: (n,) confidence of each answer.
+        correct: (n,) whether each answer was right.
+        target_accuracy: required share of right answers among those at or above the threshold, in (0, 1].
+
+    Returns:
+        The threshold; :data:`FLAG_ALL` (every answer needs review) when no threshold meets the target or there
+        are no answers.
+
+    Raises:
+        ValueError: lengths differ, or a target outside (0, 1].
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    if conf.shape != right.shape or conf.ndim != 1:
+        raise ValueError(f"expected one correctness per confidence, found {right.shape} and {conf.shape}")
+    if not 0.0 < target_accuracy <= 1.0:
+        raise ValueError(f"expected a target accuracy in (0, 1], found {target_accuracy}")
+    order = np.argsort(-conf, kind="stable")
+    conf, right = conf[order], right[order]
+    accuracy = np.cumsum(right) / np.arange(1, len(right) + 1)
+    # the last position of each run of equal confidences: a threshold answers all of a run or none of it
+    ends = np.flatnonzero(np.append(conf[1:] != conf[:-1], True)) if len(conf) else np.zeros(0, dtype=int)
+    meets = ends[accuracy[ends] >= target_accuracy - 1e-12]
+    return float(conf[meets[-1]]) if len(meets) else FLAG_ALL

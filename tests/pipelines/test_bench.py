@@ -37,6 +37,7 @@ from pipelines.document import Document
 from pipelines.extract import ExtractConfig
 from pipelines.models import make_candidate
 from pipelines.models.base import PageMixin
+from pipelines.predict import ReviewRule
 from tests.pipelines._docs import CLASSES, make_doc, make_docs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,8 +377,8 @@ def test_accuracy_module_calls_the_shipped_prediction_code(monkeypatch):
     docs, labels = make_docs(4, seed=1)
     calls = []
 
-    def fake(model: object, docs: Sequence[Document], threshold: float) -> list[dict]:
-        calls.append(threshold)
+    def fake(model: object, docs: Sequence[Document], review: ReviewRule) -> list[dict]:
+        calls.append(review)
         return [{"label": "w9", "confidence": 0.5, "needs_review": True} for _ in docs]
 
     monkeypatch.setattr(accuracy, "predict_documents", fake)
@@ -390,7 +391,7 @@ def test_accuracy_module_calls_the_shipped_prediction_code(monkeypatch):
         {"review_threshold": 0.25},
         log=lambda _: None,
     )
-    assert calls == [0.25] and outcomes[0].needs_review == [True] * len(splits[0].test)
+    assert calls == [ReviewRule(fallback=0.25)] and outcomes[0].needs_review == [True] * len(splits[0].test)
 
 
 def test_docclass_bench_prints_the_tables_and_the_targets(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.predict import ReviewRule
 from serving.batching import Batcher
 from serving.models import LoadedModel, ModelStore, UnknownVersionError
 from serving.postprocess import (
@@ -24,8 +25,13 @@ from serving.postprocess import (
 
 
 def test_config_defaults_overrides_and_errors() -> None:
-    config = ServeConfig.from_params({"serve": {"poll_seconds": 2, "max_upload_mb": 1}, "predict": {"review_threshold": 0.7}})
+    config = ServeConfig.from_params(
+        {"serve": {"poll_seconds": 2, "max_upload_mb": 1}, "predict": {"review_threshold": 0.7, "target_accuracy": 0.95}}
+    )
     assert config.poll_seconds == 2.0 and config.max_upload_bytes == 1024 * 1024 and config.review_threshold == 0.7
+    assert config.review == ReviewRule(target_accuracy=0.95, fallback=0.7)
+    with pytest.raises(ValueError, match=r"predict.target_accuracy is 2.0: expected a share in \(0, 1\]"):
+        ServeConfig.from_params({"predict": {"target_accuracy": 2}})
     assert ServeConfig.from_params({}).cache_versions == 3
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['pol_seconds'\]"):
         ServeConfig.from_params({"serve": {"pol_seconds": 1}})
@@ -33,19 +39,22 @@ def test_config_defaults_overrides_and_errors() -> None:
         ServeConfig.from_params({"serve": {"max_pages": 0}})
 
 
-def test_document_answer_applies_the_served_threshold() -> None:
+def test_document_answer_carries_the_model_review_decision_and_the_top_three() -> None:
+    """needs_review, review_threshold and top are the prediction's (the model's own learned threshold)."""
     prediction = {
         "sha256": "ab", "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45},
-        "needs_review": False, "n_pages": 1,
+        "top": [{"label": "w9", "score": 0.55}, {"label": "other", "score": 0.45}],
+        "needs_review": True, "review_threshold": 0.7, "n_pages": 1,
         "pages": [{"page": 1, "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45}}],
     }
-    answer = document_answer(prediction, "a.pdf", [{"source": "ocr", "rotation": 90}], 0.6, ["data:x"])
-    assert answer["needs_review"] is True and answer["name"] == "a.pdf"
+    answer = document_answer(prediction, "a.pdf", [{"source": "ocr", "rotation": 90}], ["data:x"])
+    assert answer["needs_review"] is True and answer["review_threshold"] == 0.7 and answer["name"] == "a.pdf"
+    assert answer["top"] == prediction["top"]
     assert answer["pages"][0] == {**prediction["pages"][0], "source": "ocr", "rotation": 90, "thumbnail": "data:x"}
     assert "segments" not in answer  # only with split=auto
     segments = [{"label": "w9", "first_page": 1, "last_page": 1, "confidence": 0.9}]
-    assert document_answer(prediction, "a.pdf", [], 0.6, segments=segments)["segments"] == segments
-    assert document_answer(prediction, "a.pdf", [], 0.5)["needs_review"] is False
+    assert document_answer(prediction, "a.pdf", [], segments=segments)["segments"] == segments
+    assert document_answer({**prediction, "needs_review": False}, "a.pdf", [])["needs_review"] is False
 
 
 def test_split_by_counts() -> None:

@@ -182,8 +182,10 @@ class SplitParams(Section):
 
 
 class PredictParams(Section):
-    """``predict:`` how a prediction is flagged."""
+    """``predict:`` how a prediction is flagged (:class:`pipelines.predict.ReviewRule`)."""
 
+    target_accuracy: Annotated[float, Strict(), Field(gt=0, le=1)]
+    review_floor: Fraction
     review_threshold: Fraction
 
 

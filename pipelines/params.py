@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -152,6 +152,17 @@ class TransformerTrainParams(Section):
 CandidateNames = Annotated[list[Text], Field(min_length=1)]
 
 
+class StackTrainParams(Section):
+    """``train.stack:`` :class:`pipelines.models.stack.StackClassifier` over the candidates named in ``views``."""
+
+    views: CandidateNames
+    C: PositiveNumber | Annotated[list[PositiveNumber], Field(min_length=1)]
+    folds: Annotated[int, Strict(), Field(ge=2)]
+    clip: Annotated[float, Strict(), Field(gt=0, lt=1)]
+    other: Literal["plain", "open_set"]
+    other_label: Label
+
+
 class TrainParams(Section):
     """``train:`` the candidates tried, cross-validation, and one sub-section per candidate (its constructor
     arguments; ``reference`` has none: it is fixed by definition)."""
@@ -162,6 +173,7 @@ class TrainParams(Section):
     visual: VisualTrainParams
     fusion: FusionTrainParams
     transformer: TransformerTrainParams
+    stack: StackTrainParams
 
 
 class LabelingParams(Section):
@@ -380,6 +392,7 @@ def _check_candidates(params: Params) -> None:
             ("train.candidates", params.train.candidates),
             ("loop.candidates", params.loop.candidates),
             ("bench.candidates", params.bench.candidates),
+            ("train.stack.views", params.train.stack.views),
         )
         for name in names
         if name not in known

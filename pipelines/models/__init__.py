@@ -4,6 +4,7 @@
 - :mod:`~pipelines.models.text`, :mod:`~pipelines.models.visual`, :mod:`~pipelines.models.fusion`,
   :mod:`~pipelines.models.transformer`: the candidates;
 - :mod:`~pipelines.models.reference`: the plain baseline every candidate is benchmarked against;
+- :mod:`~pipelines.models.stack`: a meta-model over the out-of-fold probabilities of other candidates (views);
 - :mod:`~pipelines.models.factory`: candidates by name from params.yaml;
 - :mod:`~pipelines.models.persistence`: save and load a fitted candidate with its metadata.
 
@@ -16,12 +17,14 @@ from pipelines.models.base import (
     ModelLoadError,
     fit_temperature,
     out_of_fold_temperature,
+    review_threshold,
     softmax,
 )
 from pipelines.models.factory import CANDIDATES, make_candidate
 from pipelines.models.fusion import FusionClassifier
 from pipelines.models.persistence import candidate_name, library_versions, load_model, save_model
 from pipelines.models.reference import ReferenceClassifier
+from pipelines.models.stack import StackClassifier
 from pipelines.models.text import TextClassifier
 from pipelines.models.transformer import TransformerClassifier, build_tiny_checkpoint
 from pipelines.models.visual import VisualClassifier
@@ -33,6 +36,7 @@ __all__ = [
     "FusionClassifier",
     "ModelLoadError",
     "ReferenceClassifier",
+    "StackClassifier",
     "TextClassifier",
     "TransformerClassifier",
     "VisualClassifier",
@@ -43,6 +47,7 @@ __all__ = [
     "load_model",
     "make_candidate",
     "out_of_fold_temperature",
+    "review_threshold",
     "save_model",
     "softmax",
 ]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from pipelines.models.base import CandidateUnavailable
 from pipelines.models.fusion import FusionClassifier
 from pipelines.models.reference import ReferenceClassifier
+from pipelines.models.stack import StackClassifier
 from pipelines.models.text import TextClassifier
 from pipelines.models.transformer import TransformerClassifier
 from pipelines.models.visual import VisualClassifier
+from pipelines.params import StackTrainParams, validate_section
+
+logger = logging.getLogger(__name__)
 
 # "reference" is the plain baseline of issue 11 that `make bench` runs beside every candidate.
-CANDIDATES = ("text", "visual", "fusion", "transformer", "reference")
+CANDIDATES = ("text", "visual", "fusion", "transformer", "reference", "stack")
 
 
 def _section(params: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -37,7 +43,7 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
     """Build an unfitted candidate by name from the ``train:`` section of params.yaml.
 
     Args:
-        name: one of "text", "visual", "fusion", "transformer", "reference".
+        name: one of "text", "visual", "fusion", "transformer", "reference", "stack" (:data:`CANDIDATES`).
         params: the ``train:`` mapping as loaded by yaml (sub-sections ``text``, ``visual``, ``fusion``,
             ``transformer``; a missing sub-section means the estimator's defaults).
         seed: random_state of the candidate.
@@ -68,4 +74,25 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
         )
     if name == "reference":
         return _build(ReferenceClassifier, _section(params, "reference"), "reference", random_state=seed)
+    if name == "stack":
+        return _stack(params, seed)
     raise ValueError(f"unknown candidate {name!r}: expected one of {', '.join(CANDIDATES)}")
+
+
+def _stack(params: Mapping[str, Any], seed: int) -> StackClassifier:
+    """The stack over the candidates named in ``train.stack.views``, each built from its own section."""
+    section = validate_section(StackTrainParams, params.get("stack"), "train.stack").model_dump()
+    names = section.pop("views", None)
+    allowed = [name for name in CANDIDATES if name not in ("stack", "transformer")]
+    if not isinstance(names, list | tuple) or not names or any(name not in allowed for name in names):
+        raise ValueError(f"expected train.stack.views to be a non-empty list of {allowed}, found {names!r}")
+    views, dropped = [], []
+    for name in dict.fromkeys(str(name) for name in names):
+        try:
+            views.append((name, make_candidate(name, params, seed)))
+        except CandidateUnavailable as error:  # a view may know at construction that it cannot run here
+            logger.warning("stack view %s dropped: %s", name, error.reason)
+            dropped.append(f"{name}: {error.reason}")
+    if not views:
+        raise CandidateUnavailable(f"no view of the stack can be built here ({'; '.join(dropped)})")
+    return StackClassifier(**section, views=views, random_state=seed)

@@ -1,9 +1,13 @@
-// docclass live page: drop a document, POST it to /classify, show class, confidence, thumbnails, page classes.
+// docclass live page: drop a document, POST it to /classify, show class, confidence, whether it needs review, the
+// top three classes, thumbnails and page classes; with "split", the documents a bundle holds and their page ranges.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const keyInput = $("apikey");
 keyInput.value = sessionStorage.getItem("docclass-key") || "";
 keyInput.addEventListener("change", () => { sessionStorage.setItem("docclass-key", keyInput.value); loadVersions(); });
+const splitToggle = $("split");
+splitToggle.checked = sessionStorage.getItem("docclass-split") === "1";
+splitToggle.addEventListener("change", () => sessionStorage.setItem("docclass-split", splitToggle.checked ? "1" : "0"));
 
 function headers() {
   return keyInput.value ? { Authorization: "Bearer " + keyInput.value } : {};
@@ -40,6 +44,37 @@ async function loadVersions() {
 
 function percent(x) { return (100 * x).toFixed(1) + "%"; }
 
+function pageRange(segment) {
+  return segment.first_page === segment.last_page ? "page " + segment.first_page
+    : "pages " + segment.first_page + "\u2013" + segment.last_page;
+}
+
+function review(doc) {
+  const threshold = "review threshold " + percent(doc.review_threshold);
+  return doc.needs_review
+    ? el("span", { class: "review", "data-testid": "review", title: "confidence under the model's " + threshold }, "needs review")
+    : el("span", { class: "reviewed", "data-testid": "review", title: "confidence at or over the model's " + threshold }, "no review needed");
+}
+
+function topClasses(doc) {
+  const list = el("ol", { class: "top", "data-testid": "top" });
+  (doc.top || []).forEach((t) => list.append(el("li", { "data-testid": "top-class" },
+    el("span", { class: "top-label" }, t.label), " ", el("span", { class: "top-score" }, percent(t.score)),
+    el("span", { class: "top-bar", style: "width:" + percent(t.score) }))));
+  return list;
+}
+
+function segmentsOf(doc) {
+  if (!doc.segments) return "";
+  const rows = doc.segments.map((s) => el("tr", { "data-testid": "segment" },
+    el("td", {}, pageRange(s)), el("td", { class: "label-cell" }, s.label), el("td", {}, percent(s.confidence))));
+  return el("div", { class: "segments" },
+    el("h3", {}, doc.segments.length + " document(s) in this file"),
+    el("table", { "data-testid": "segments" },
+      el("thead", {}, el("tr", {}, el("th", {}, "pages"), el("th", {}, "class"), el("th", {}, "confidence"))),
+      el("tbody", {}, ...rows)));
+}
+
 function render(body) {
   const out = $("results");
   out.replaceChildren();
@@ -51,12 +86,14 @@ function render(body) {
         el("span", { class: "page-label" }, "p" + p.page + ": " + p.label), el("br"),
         el("span", {}, percent(p.confidence) + " (" + p.source + ")")));
     });
-    const card = el("div", { class: "doc", "data-testid": "document" },
+    const card = el("div", { class: "doc" + (doc.needs_review ? " flagged" : ""), "data-testid": "document" },
       el("h2", {}, doc.name),
       el("span", { class: "label", "data-testid": "label" }, doc.label),
       " ", el("span", { "data-testid": "confidence" }, percent(doc.confidence)),
-      doc.needs_review ? el("span", { class: "review" }, "needs review") : "",
+      review(doc),
       el("div", { class: "bar", style: "width:" + percent(doc.confidence) }),
+      topClasses(doc),
+      segmentsOf(doc),
       pages);
     out.append(card);
   });
@@ -69,8 +106,11 @@ async function classify(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("thumbnails", "true");
+  const query = new URLSearchParams();
   const version = $("version").value;
-  const url = version ? "/classify?version=" + encodeURIComponent(version) : "/classify";
+  if (version) query.set("version", version);
+  if (splitToggle.checked) query.set("split", "auto");
+  const url = "/classify" + (query.toString() ? "?" + query.toString() : "");
   try {
     const res = await fetch(url, { method: "POST", body: form, headers: headers() });
     const body = await res.json();

@@ -1,6 +1,8 @@
 """The live page and the API documentation in a real headless Chromium (Debian's /usr/bin/chromium driven by
 playwright; no browser download): drop a PDF, see class, confidence, page thumbnails and page classes; a bad file
-shows the service's message; the page at ``/`` explains the API and loads nothing from outside the server."""
+shows the service's message; needs_review and the top three classes are shown; the "split" toggle shows the
+documents of a bundle with their page ranges; the page at ``/`` explains the API and loads nothing from outside
+the server."""
 
 from __future__ import annotations
 
@@ -104,6 +106,10 @@ def test_drop_a_document_and_see_its_class(live_url: str, world: World) -> None:
             pages = page.query_selector_all("[data-testid=page]")
             assert len(pages) >= 1
             assert "invoice" in pages[0].text_content()
+            top = [item.text_content() for item in page.query_selector_all("[data-testid=top-class]")]
+            assert len(top) == 3 and top[0].startswith("invoice ")
+            assert page.text_content("[data-testid=review]") in ("needs review", "no review needed")
+            assert page.query_selector("[data-testid=segments]") is None  # split is off
             width = page.evaluate("document.querySelector('[data-testid=page] img').naturalWidth")
             assert width > 0  # the thumbnail really decoded
             assert f"model 1.{world.v1}" in page.text_content("#status")
@@ -113,6 +119,73 @@ def test_drop_a_document_and_see_its_class(live_url: str, world: World) -> None:
             assert "415" in page.text_content("#status") and "unsupported file type" in page.text_content(
                 "#status"
             )
+        finally:
+            browser.close()
+
+
+def bundle(world: World) -> bytes:
+    """One PDF holding an invoice and then a W-9 (a scanned bundle as a mail room would send it)."""
+    import pymupdf
+
+    out = pymupdf.open()
+    for label in ("invoice", "w9"):
+        with pymupdf.open(world.doc(label)) as part:
+            out.insert_pdf(part)
+    return out.tobytes()
+
+
+def test_the_split_toggle_shows_the_documents_of_a_bundle_with_review_and_top_three(
+    live_url: str, world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With "split" on, the page shows each segment's page range, class and confidence, exactly as the service
+    answers them; needs_review and the top three classes are shown for the document."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    data = bundle(world)
+    expected = httpx.post(
+        f"{live_url}/classify", params={"split": "auto"}, files={"file": ("bundle.pdf", data)}, timeout=60
+    )
+    assert expected.status_code == 200, expected.text
+    [answer] = expected.json()["documents"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(f"{live_url}/ui")
+            page.check("[data-testid=split-toggle]")
+            drop_file(page, "bundle.pdf", data, "application/pdf")
+            page.wait_for_selector("[data-testid=segments]", timeout=30000)
+            rows = [
+                [cell.text_content() for cell in row.query_selector_all("td")]
+                for row in page.query_selector_all("[data-testid=segment]")
+            ]
+
+            def pages(s: dict) -> str:
+                first, last = s["first_page"], s["last_page"]
+                return f"page {first}" if first == last else f"pages {first}\u2013{last}"
+
+            assert rows == [
+                [pages(s), s["label"], f"{100 * s['confidence']:.1f}%"] for s in answer["segments"]
+            ]
+            assert answer["segments"][-1]["last_page"] == answer["n_pages"] >= 2
+            shown_top = [item.text_content() for item in page.query_selector_all("[data-testid=top-class]")]
+            assert shown_top == [f"{t['label']} {100 * t['score']:.1f}%" for t in answer["top"]]
+            review = page.text_content("[data-testid=review]")
+            assert review == ("needs review" if answer["needs_review"] else "no review needed")
+            assert f"{100 * answer['review_threshold']:.1f}%" in page.get_attribute(
+                "[data-testid=review]", "title"
+            )
+            shot = tmp_path_factory.mktemp("live-page") / "split.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            # the toggle is remembered for the session and switched off again
+            page.reload()
+            assert page.is_checked("[data-testid=split-toggle]")
+            page.uncheck("[data-testid=split-toggle]")
+            drop_file(page, "bundle.pdf", data, "application/pdf")
+            page.wait_for_selector("[data-testid=document]", timeout=30000)
+            page.wait_for_function("!document.querySelector('[data-testid=segments]')")
         finally:
             browser.close()
 

@@ -111,15 +111,15 @@ def pending_notifications(versions: Iterable[Any]) -> list[int]:
 
 
 def loop_settings(params: Mapping[str, Any]) -> tuple[int, list[str]]:
-    """``(retrain_every, candidates)`` from params ``loop:`` (candidates default to ``train.candidates``).
+    """``(retrain_every, candidates)`` from params ``loop:``.
 
     Raises:
-        ValueError: the ``loop:`` section is missing.
+        ParamsError: the ``loop:`` section is missing, or a key of it is unknown, missing or mistyped.
     """
-    loop = params.get("loop")
-    if not isinstance(loop, Mapping) or "retrain_every" not in loop:
-        raise ValueError("params lack loop.retrain_every: expected a `loop:` section with retrain_every: 20")
-    return int(loop["retrain_every"]), list(loop.get("candidates") or params["train"]["candidates"])
+    from pipelines.params import LoopParams, validate_section
+
+    loop = validate_section(LoopParams, params.get("loop"), "loop")
+    return loop.retrain_every, list(loop.candidates)
 
 
 # ------------------------------------------------------------------------------------------ retry policy
@@ -307,7 +307,8 @@ def retrain(
     """Pull labels, make a version per missing milestone, pre-annotate from the champion, notify.
 
     Args:
-        params: params.yaml as loaded (default: read ``params_path``, $DOCCLASS_PARAMS or ./params.yaml).
+        params: params.yaml as loaded, validated again here (default: read ``params_path``, else the
+            ``DOCCLASS_PARAMS`` setting, else ./params.yaml).
         params_path: params.yaml to read when ``params`` is not given.
         notify_config: notification settings (see :meth:`NotifyConfig.from_dict`); default from the environment.
         lock_timeout_s: how long to wait for a run already in progress.
@@ -319,11 +320,13 @@ def retrain(
 
     from flows.settings import Settings
     from flows.versions import open_registry_and_store
-    from pipelines.params import load_params
+    from pipelines.params import load_params, validate_params
 
     settings = Settings()
     if params is None:
         params = load_params(Path(params_path) if params_path else settings.params)
+    else:  # a flow parameter: the same checks as the file
+        params = validate_params(params, "the params given to the retrain flow")
     every, candidates = loop_settings(params)
     config = (
         NotifyConfig.from_dict(notify_config)

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
@@ -31,7 +31,6 @@ from PIL import Image
 from pipelines.document import Document, Page
 from pipelines.ingest import PDF, IngestError, Limits, RawDocument, Rejected, StorageError
 from pipelines.ocr import (
-    DEFAULT_TIMEOUT_S,
     OcrError,
     OcrFailedError,
     OcrPool,
@@ -39,7 +38,8 @@ from pipelines.ocr import (
     ocr_image,
     ocr_pool,
 )
-from pipelines.ocr_lang import AUTO, DEFAULT_LATIN_LANGUAGES, DEFAULT_SCRIPTS, OcrLanguages, Pairs
+from pipelines.ocr_lang import OcrLanguages, Pairs
+from pipelines.params import ExtractParams, validate_section
 from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page
 
 __all__ = [
@@ -64,41 +64,36 @@ _POLL_S = 0.1  # how often a waiting extraction looks whether its caller gave up
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """Extraction settings, from the ``extract:`` section of params.yaml."""
+    """Extraction settings: the ``extract:`` section of params.yaml (no defaults here: build with
+    :meth:`from_params`, which validates the section; a test overrides fields with ``dataclasses.replace``)."""
 
-    min_text_chars: int = 20
-    ocr_dpi: int = 200
-    ocr_lang: str = AUTO
-    ocr_scripts: Pairs = DEFAULT_SCRIPTS  # params give a mapping: turned into sorted pairs by __post_init__
-    ocr_latin_languages: Pairs = DEFAULT_LATIN_LANGUAGES
-    ocr_min_confidence: float = 60.0
-    max_text_chars: int = 20000
-    thumb_width: int = 96
-    thumb_height: int = 128
-    workers: int = 0
-    ocr_timeout_s: float = DEFAULT_TIMEOUT_S
+    min_text_chars: int
+    ocr_dpi: int
+    ocr_lang: str
+    ocr_scripts: Pairs  # params give a mapping: turned into sorted pairs by __post_init__
+    ocr_latin_languages: Pairs
+    ocr_min_confidence: float
+    max_text_chars: int
+    thumb_width: int
+    thumb_height: int
+    workers: int  # 0 = one per core
+    ocr_timeout_s: float
 
     def __post_init__(self) -> None:
-        if not self.ocr_timeout_s > 0:
-            raise ValueError(
-                f"params extract.ocr_timeout_s is {self.ocr_timeout_s}: expected a positive number of seconds"
-            )
-        if self.workers < 0:
-            raise ValueError(f"params extract.workers is {self.workers}: expected 0 (one per core) or more")
         languages = self.ocr_languages()  # raises on a malformed language setting
         object.__setattr__(self, "ocr_scripts", languages.scripts)
         object.__setattr__(self, "ocr_latin_languages", languages.latin)
 
     @classmethod
-    def from_params(cls, extract: dict[str, Any]) -> ExtractConfig:
-        fields = cls.__dataclass_fields__
+    def from_params(cls, extract: Mapping[str, Any]) -> ExtractConfig:
+        """Build from the ``extract:`` params section.
 
-        def typed(key: str, value: Any) -> Any:
-            default = getattr(cls, key)
-            # Mappings (ocr_scripts) are checked and turned into pairs by __post_init__.
-            return value if isinstance(default, tuple) else type(default)(value)
-
-        return cls(**{key: typed(key, value) for key, value in extract.items() if key in fields})
+        Raises:
+            ParamsError: a key of the section is unknown, missing or mistyped.
+            ValueError: a malformed language setting (``ocr_lang``, ``ocr_scripts``...).
+        """
+        section = validate_section(ExtractParams, extract, "extract")
+        return cls(**section.model_dump())
 
     def ocr_languages(self) -> OcrLanguages:
         """How the Tesseract languages of each OCR page are chosen."""

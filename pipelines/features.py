@@ -74,11 +74,9 @@ class TextVectorizer(TransformerMixin, BaseEstimator):
     analysed once and its feature indices are cached. Expects texts normalised by :func:`normalize_text`.
     """
 
+    # No defaults: the candidates pass their params.yaml values (train.text, train.title).
     def __init__(
-        self,
-        word_ngrams: tuple[int, int] = (1, 2),
-        char_ngrams: tuple[int, int] = (2, 5),
-        max_features: int | None = 50000,
+        self, *, word_ngrams: tuple[int, int], char_ngrams: tuple[int, int], max_features: int | None
     ) -> None:
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-THRESHOLD_KEYS: tuple[str, ...] = ("min_accuracy", "min_macro_f1", "min_class_recall", "max_regression")
+from pipelines.params import GateParams, validate_section
 
 
 @dataclass(frozen=True)
@@ -76,21 +76,12 @@ def _number(metrics: Mapping[str, Any] | None, key: str) -> float | None:
 
 
 def check_thresholds(thresholds: Mapping[str, Any]) -> dict[str, float]:
-    """The ``gate:`` section of params.yaml as floats.
+    """The ``gate:`` section of params.yaml, validated by its model (:class:`pipelines.params.GateParams`).
 
     Raises:
-        ValueError: a key is missing or not a number in [0, 1].
+        ParamsError: a key is unknown, missing or not a number in [0, 1].
     """
-    out: dict[str, float] = {}
-    for key in THRESHOLD_KEYS:
-        value = _number(thresholds, key)
-        if value is None or not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"gate.{key} must be a number between 0 and 1: found {thresholds.get(key)!r} "
-                f"(expected keys {', '.join(THRESHOLD_KEYS)})"
-            )
-        out[key] = value
-    return out
+    return validate_section(GateParams, thresholds, "gate").model_dump()
 
 
 def check_gates(

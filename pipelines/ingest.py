@@ -13,10 +13,12 @@ import lzma
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from pipelines.params import IngestParams, validate_section
 
 logger = logging.getLogger(__name__)
 
@@ -88,27 +90,33 @@ class StorageError(IngestError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Input limits, from the ``ingest:`` section of params.yaml."""
+    """Input limits in bytes and counts; the values are the ``ingest:`` section of params.yaml (no defaults
+    here: build with :meth:`from_params`)."""
 
-    max_file_bytes: int = 50 * MB
-    max_pages: int = 200
-    max_image_pixels: int = 89_478_485
-    zip_max_members: int = 1000
-    zip_max_total_bytes: int = 500 * MB
-    zip_max_ratio: float = 200.0
-    zip_max_depth: int = 2
+    max_file_bytes: int
+    max_pages: int
+    max_image_pixels: int
+    zip_max_members: int
+    zip_max_total_bytes: int
+    zip_max_ratio: float
+    zip_max_depth: int
 
     @classmethod
-    def from_params(cls, ingest: dict[str, Any]) -> Limits:
-        """Build limits from the ``ingest:`` params section."""
+    def from_params(cls, ingest: Mapping[str, Any]) -> Limits:
+        """Build limits from the ``ingest:`` params section.
+
+        Raises:
+            ParamsError: a key of the section is unknown, missing or mistyped.
+        """
+        section = validate_section(IngestParams, ingest, "ingest")
         return cls(
-            max_file_bytes=int(float(ingest["max_file_mb"]) * MB),
-            max_pages=int(ingest["max_pages"]),
-            max_image_pixels=int(ingest["max_image_pixels"]),
-            zip_max_members=int(ingest["zip_max_members"]),
-            zip_max_total_bytes=int(float(ingest["zip_max_total_mb"]) * MB),
-            zip_max_ratio=float(ingest["zip_max_ratio"]),
-            zip_max_depth=int(ingest["zip_max_depth"]),
+            max_file_bytes=int(section.max_file_mb * MB),
+            max_pages=section.max_pages,
+            max_image_pixels=section.max_image_pixels,
+            zip_max_members=section.zip_max_members,
+            zip_max_total_bytes=int(section.zip_max_total_mb * MB),
+            zip_max_ratio=section.zip_max_ratio,
+            zip_max_depth=section.zip_max_depth,
         )
 
 

@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 from pipelines.document import Document, Page
 from pipelines.features import as_thumbnail, normalize_text
 from pipelines.models import ModelLoadError
+from pipelines.params import SplitParams, validate_section
 
 log = logging.getLogger(__name__)
 
@@ -408,15 +409,17 @@ class PageSplitter(BaseEstimator):
         random_state: seed of the synthetic pairs and the sub-sampling.
     """
 
+    # No defaults: every value comes from split: in params.yaml (make_splitter).
     def __init__(
         self,
-        boundary_weight: float = 1.0,
-        transition_penalty: float = 0.0,
-        synthetic_boundaries: int = 2000,
-        max_continuations: int = 20,
-        C: float = 1.0,
-        text_folds: int = 5,
-        random_state: int = 42,
+        *,
+        boundary_weight: float,
+        transition_penalty: float,
+        synthetic_boundaries: int,
+        max_continuations: int,
+        C: float,
+        text_folds: int,
+        random_state: int,
     ) -> None:
         self.boundary_weight = boundary_weight
         self.transition_penalty = transition_penalty
@@ -650,27 +653,14 @@ def split_document(splitter: PageSplitter, document: Document, model: Any) -> li
     return split_documents(splitter, [document], model)[0]
 
 
-_PARAM_KEYS = (
-    "boundary_weight",
-    "transition_penalty",
-    "synthetic_boundaries",
-    "max_continuations",
-    "C",
-    "text_folds",
-)
-
-
 def make_splitter(params: Mapping[str, Any] | None, seed: int) -> PageSplitter:
-    """An unfitted splitter from the ``split:`` section of params.yaml (missing keys: the defaults).
+    """An unfitted splitter from the ``split:`` section of params.yaml, every value of it.
 
     Raises:
-        ValueError: an unknown key in the section.
+        ParamsError: the section is missing, or a key in it is unknown, missing or mistyped.
     """
-    section = dict(params or {})
-    unknown = sorted(set(section) - set(_PARAM_KEYS))
-    if unknown:
-        raise ValueError(f"unknown split parameter(s) {unknown}: expected some of {sorted(_PARAM_KEYS)}")
-    return PageSplitter(**section, random_state=seed)
+    section = validate_section(SplitParams, params, "split")
+    return PageSplitter(**section.model_dump(), random_state=seed)
 
 
 def fit_splitter(

@@ -25,6 +25,7 @@ from pipelines.document import Document
 from pipelines.extract import ExtractConfig, ExtractionCache
 from pipelines.ingest import IngestError, Limits, RawDocument, expand, read_input
 from pipelines.models import CandidateUnavailable, make_candidate
+from pipelines.params import BenchParams, validate_section
 from pipelines.predict import ReviewRule
 
 
@@ -162,15 +163,11 @@ def run(
         The results as written to ``results.json``.
 
     Raises:
-        BenchError: a bad ``bench:`` section or manifest; ValueError from the dataset checks.
+        BenchError: a bad manifest; ParamsError: a bad ``bench:`` section; ValueError from the dataset checks.
     """
     started = time.perf_counter()
     timing: dict[str, float] = {}
-    bench = params.get("bench")
-    if not isinstance(bench, Mapping):
-        raise BenchError(
-            f"params.yaml has no bench: section: expected a mapping, found {type(bench).__name__}"
-        )
+    bench = validate_section(BenchParams, params.get("bench"), "bench").model_dump()
     seed = int(params["seed"])
     draws = int(draws if draws is not None else bench["draws"])
     n_jobs = int(bench["n_jobs"])

@@ -13,7 +13,7 @@ from pipelines.models.stack import StackClassifier
 from pipelines.models.text import TextClassifier
 from pipelines.models.transformer import TransformerClassifier
 from pipelines.models.visual import VisualClassifier
-from pipelines.params import StackTrainParams, validate_section
+from pipelines.params import ParamsError, StackTrainParams, train_sections, validate_section
 
 logger = logging.getLogger(__name__)
 
@@ -22,20 +22,26 @@ CANDIDATES = ("text", "visual", "fusion", "transformer", "reference", "stack")
 
 
 def _section(params: Mapping[str, Any], key: str) -> dict[str, Any]:
-    section = params.get(key) or {}
-    if not isinstance(section, Mapping):
-        raise ValueError(f"expected train.{key} to be a mapping, found {type(section).__name__}")
-    return dict(section)
+    """Every value of ``train.<key>``, validated by its model in :mod:`pipelines.params` (ranges as tuples).
+
+    Raises:
+        ParamsError: the sub-section is missing, or a key in it is unknown, missing or mistyped.
+    """
+    model = train_sections().get(key)
+    if model is None:  # the reference: its parameters are its definition
+        if key in params:
+            raise ParamsError(f"train.{key}: unknown key; the {key} candidate takes no parameters")
+        return {}
+    if key not in params:
+        raise ParamsError(
+            f"train.{key}: missing key (every key is required: see the repository's params.yaml)"
+        )
+    return validate_section(model, params[key], f"train.{key}").model_dump()
 
 
 def _build(cls: type, section: dict[str, Any], key: str, **extra: Any) -> Any:
-    valid = set(cls().get_params(deep=False))
-    unknown = sorted(set(section) - valid)
-    if unknown:
-        raise ValueError(f"unknown train.{key} parameter(s) {unknown}: expected some of {sorted(valid)}")
-    for name in ("word_ngrams", "char_ngrams", "weights"):
-        if name in section and isinstance(section[name], list):
-            section[name] = tuple(section[name])
+    # Every constructor argument comes from the validated section (or ``extra``): estimator defaults never
+    # decide a value docclass trains with.
     return cls(**section, **extra)
 
 
@@ -44,15 +50,15 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
 
     Args:
         name: one of "text", "visual", "fusion", "transformer", "reference", "stack" (:data:`CANDIDATES`).
-        params: the ``train:`` mapping as loaded by yaml (sub-sections ``text``, ``visual``, ``fusion``,
-            ``transformer``; a missing sub-section means the estimator's defaults).
+        params: the ``train:`` mapping of params.yaml; the candidate's sub-section (``train.text``...) is
+            validated by its model in :mod:`pipelines.params` and every value of it is passed.
         seed: random_state of the candidate.
 
     Returns:
         The unfitted estimator.
 
     Raises:
-        ValueError: unknown name, or unknown parameter in a sub-section.
+        ValueError: unknown name; ParamsError (a ValueError) for a missing, unknown or mistyped parameter.
     """
     if name == "text":
         return _build(TextClassifier, _section(params, "text"), "text", random_state=seed)

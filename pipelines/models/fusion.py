@@ -33,20 +33,22 @@ class FusionClassifier(PageMixin, ClassifierMixin, BaseEstimator):
     model alone: its text probabilities carry no evidence.
 
     Args:
-        text: the text candidate (default ``TextClassifier()``); cloned, never fitted in place.
-        visual: the visual candidate (default ``VisualClassifier()``); cloned.
+        text: the text candidate; cloned, never fitted in place.
+        visual: the visual candidate; cloned.
         weights: candidate weights of the visual model.
         random_state: passed to both parts so their calibration folds agree.
     """
 
     name = "fusion"
 
+    # No defaults: the parts come from train.text and train.visual, the weights from train.fusion.
     def __init__(
         self,
-        text: TextClassifier | None = None,
-        visual: VisualClassifier | None = None,
-        weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-        random_state: int = 42,
+        *,
+        text: TextClassifier,
+        visual: VisualClassifier,
+        weights: tuple[float, ...],
+        random_state: int,
     ) -> None:
         self.text = text
         self.visual = visual
@@ -60,8 +62,8 @@ class FusionClassifier(PageMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"expected a non-empty list of weights in [0, 1], found {self.weights!r}")
         docs = check_docs(X)
         labels = check_labels(y, len(docs))
-        text = clone(self.text) if self.text is not None else TextClassifier()
-        visual = clone(self.visual) if self.visual is not None else VisualClassifier()
+        text = clone(self.text)
+        visual = clone(self.visual)
         text.set_params(random_state=self.random_state)
         visual.set_params(random_state=self.random_state)
         self.text_ = text.fit(docs, labels)

@@ -32,15 +32,17 @@ class TextClassifier(CalibratedClassifier):
 
     name = "text"
 
+    # No defaults: every value comes from train.text in params.yaml (pipelines.models.make_candidate).
     def __init__(
         self,
-        word_ngrams: tuple[int, int] = (1, 2),
-        char_ngrams: tuple[int, int] = (2, 5),
-        max_features: int = 50000,
-        C: float = 10.0,
-        max_chars: int = 5000,
-        calibration_folds: int = 5,
-        random_state: int = 42,
+        *,
+        word_ngrams: tuple[int, int],
+        char_ngrams: tuple[int, int],
+        max_features: int,
+        C: float,
+        max_chars: int,
+        calibration_folds: int,
+        random_state: int,
     ) -> None:
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams

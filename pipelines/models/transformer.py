@@ -153,23 +153,25 @@ class TransformerClassifier(CalibratedClassifier):
         batch_size: documents per optimiser step (and per inference batch x 4).
         learning_rate: AdamW peak learning rate (linear warm-up over 10 % of the steps, then linear decay).
         calibration_folds: at most this many out-of-fold fine-tunes for the temperature; each one costs a full
-            fine-tune, hence 3 by default (< 2 disables calibration).
+            fine-tune (< 2 disables calibration).
         num_threads: torch intra-op threads; None = the cores this process may use.
         random_state: seeds torch (head initialisation, dropout, shuffling) and the calibration folds.
     """
 
     name = "transformer"
 
+    # No defaults: every value comes from train.transformer in params.yaml (pipelines.models.make_candidate).
     def __init__(
         self,
-        base: str = ".data/models/base-transformer",
-        max_length: int = 256,
-        epochs: int = 4,
-        batch_size: int = 8,
-        learning_rate: float = 5.0e-5,
-        calibration_folds: int = 3,
-        num_threads: int | None = None,
-        random_state: int = 42,
+        *,
+        base: str,
+        max_length: int,
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        calibration_folds: int,
+        num_threads: int | None,
+        random_state: int,
     ) -> None:
         self.base = base
         self.max_length = max_length

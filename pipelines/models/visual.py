@@ -30,9 +30,8 @@ class VisualClassifier(CalibratedClassifier):
 
     name = "visual"
 
-    def __init__(
-        self, C: float = 1.0, pages: int = 1, calibration_folds: int = 5, random_state: int = 42
-    ) -> None:
+    # No defaults: every value comes from train.visual in params.yaml (pipelines.models.make_candidate).
+    def __init__(self, *, C: float, pages: int, calibration_folds: int, random_state: int) -> None:
         self.C = C
         self.pages = pages
         self.calibration_folds = calibration_folds

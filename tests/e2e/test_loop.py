@@ -22,9 +22,9 @@ from flows.versions import SnapshotStore
 from labeling.convert import prediction_result
 from labeling.importer import import_documents
 from labeling.project import ensure_project, export_tasks, make_client
-from pipelines.ingest import Limits
 from pipelines.params import load_params
 from pipelines.samples import generate_corpus
+from tests.params import ingest_limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,7 +78,7 @@ def test_labels_become_versions_every_20_with_email(labeling_env, tmp_path: Path
         [tmp_path / "corpus"],
         settings.local_files_root,
         settings.originals_dir,
-        Limits(),
+        ingest_limits(),
         50,
     )
     assert len(report.imported) == 65 and not report.rejected

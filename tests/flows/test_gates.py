@@ -36,10 +36,14 @@ def test_missing_metrics_fail_closed(bad):
 
 
 def test_bad_thresholds_are_rejected():
-    with pytest.raises(ValueError, match="gate.max_regression must be a number between 0 and 1"):
+    with pytest.raises(ValueError, match="gate.max_regression: expected a number, found None"):
         check_gates(metrics(), {**T, "max_regression": None})
-    with pytest.raises(ValueError, match="gate.min_accuracy"):
+    with pytest.raises(ValueError, match=r"gate.max_regression: expected a number <= 1"):
+        check_gates(metrics(), {**T, "max_regression": 2})
+    with pytest.raises(ValueError, match="gate.min_accuracy: missing key"):
         check_gates(metrics(), {k: v for k, v in T.items() if k != "min_accuracy"})
+    with pytest.raises(ValueError, match="gate.min_acuracy: unknown key; expected one of min_accuracy"):
+        check_gates(metrics(), {**T, "min_acuracy": 0.9})
 
 
 def test_regression_against_champion_on_same_data():

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from flows.cli.app import app
 from pipelines.extract import ExtractConfig, ExtractionCache
 from pipelines.ingest import sha256_of
-from pipelines.models import TextClassifier, save_model
+from pipelines.models import save_model
 from pipelines.params import load_params
 from tests.failure_cases import (
     FAIL_WIDTH,
@@ -28,6 +28,7 @@ from tests.failure_cases import (
     scanned_png,
     zip_of,
 )
+from tests.params import candidate
 from tests.pipelines._docs import make_docs
 from tests.pipelines.conftest import text_pdf
 
@@ -38,7 +39,7 @@ OCR_TIMEOUT_S = 1.5
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     docs, labels = make_docs(4, seed=0)
     out = tmp_path_factory.mktemp("model")
-    save_model(TextClassifier(calibration_folds=0).fit(docs, labels), out, {"candidate": "text"})
+    save_model(candidate("text", calibration_folds=0).fit(docs, labels), out, {"candidate": "text"})
     return out
 
 

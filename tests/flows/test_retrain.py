@@ -157,19 +157,13 @@ def test_usable_labels_leave_out_a_crafted_sha256_and_say_why(tmp_path: Path):
 # ----------------------------------------------------------------------------------------------- params
 
 
-def test_loop_settings_from_params_and_candidates_fallback():
-    assert loop_settings(
-        {"loop": {"retrain_every": 20, "candidates": ["text"]}, "train": {"candidates": ["x"]}}
-    ) == (
-        20,
-        ["text"],
-    )
-    assert loop_settings({"loop": {"retrain_every": 10}, "train": {"candidates": ["text", "visual"]}}) == (
-        10,
-        ["text", "visual"],
-    )
-    with pytest.raises(ValueError, match="params lack loop.retrain_every"):
+def test_loop_settings_come_from_the_validated_loop_section():
+    loop = {"retrain_every": 20, "interval_seconds": 60, "candidates": ["text", "visual"]}
+    assert loop_settings({"loop": loop}) == (20, ["text", "visual"])
+    with pytest.raises(ValueError, match="loop: missing section"):
         loop_settings({"train": {"candidates": ["text"]}})
+    with pytest.raises(ValueError, match="loop.candidates: missing key"):
+        loop_settings({"loop": {"retrain_every": 10, "interval_seconds": 60}})
 
 
 def test_connection_errors_are_retried_and_others_are_not():

@@ -12,15 +12,16 @@ import typer
 from typer.testing import CliRunner
 
 from flows.cli.split import output_name, register
-from pipelines.extract import ExtractConfig, extract_documents
-from pipelines.ingest import Limits, RawDocument, sha256_of
-from pipelines.models import TextClassifier, save_model
+from pipelines.extract import extract_documents
+from pipelines.ingest import RawDocument, sha256_of
+from pipelines.models import save_model
 from pipelines.models.persistence import seal_model_dir
 from pipelines.samples import make_bundle, make_document
 from pipelines.split import fit_splitter, save_splitter
 from tests.conftest import ROOT
+from tests.params import PARAMS, candidate, extract_config, ingest_limits
 
-SPLIT_PARAMS = {"synthetic_boundaries": 300, "text_folds": 3}
+SPLIT_PARAMS = {**PARAMS["split"], "synthetic_boundaries": 300, "text_folds": 3}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def _doc(label: str, seed: int, **kwargs: object) -> bytes:
 
 def _extract(data: bytes, name: str):
     raw = RawDocument(name=name, data=data, mime="application/pdf", sha256=sha256_of(data))
-    return extract_documents([raw], ExtractConfig(workers=1), Limits())[0]
+    return extract_documents([raw], extract_config(workers=1), ingest_limits())[0]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             docs.append(_extract(_doc(label, 200 + i), f"{label}_{i}.pdf"))
             labels.append(label)
     out = tmp_path_factory.mktemp("model")
-    model = TextClassifier(calibration_folds=2).fit(docs, labels)
+    model = candidate("text", calibration_folds=2).fit(docs, labels)
     save_model(model, out, {"candidate": "text"})
     save_splitter(fit_splitter(docs, labels, SPLIT_PARAMS, seed=0), out)
     seal_model_dir(out)

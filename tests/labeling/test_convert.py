@@ -35,7 +35,8 @@ from labeling.pull import (
     write_snapshot,
 )
 from pipelines.dataset import list_dataset
-from pipelines.ingest import PDF, TIFF, Limits, RawDocument, TooManyPagesError, sha256_of
+from pipelines.ingest import PDF, TIFF, RawDocument, TooManyPagesError, sha256_of
+from tests.params import ingest_limits
 
 CLASSES = ["invoice", "payslip", "w9"]
 
@@ -349,16 +350,18 @@ def _pdf(pages: int) -> bytes:
 
 def test_render_pages_of_pdf_and_multipage_tiff():
     data = _pdf(2)
-    pages = render_pages(RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=Limits())
+    pages = render_pages(RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=ingest_limits())
     assert [p.size for p in pages] == [(414, 585)] * 2
     buffer = io.BytesIO()
     frames = [Image.new("L", (3000, 2000), 255), Image.new("L", (3000, 2000), 0)]
     frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
     tiff = buffer.getvalue()
-    pages = render_pages(RawDocument("b.tif", tiff, TIFF, sha256_of(tiff)), dpi=50, limits=Limits())
+    pages = render_pages(RawDocument("b.tif", tiff, TIFF, sha256_of(tiff)), dpi=50, limits=ingest_limits())
     assert len(pages) == 2 and max(pages[0].size) == 585
     with pytest.raises(TooManyPagesError, match="has 2 pages: the limit is 1"):
-        render_pages(RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=Limits(max_pages=1))
+        render_pages(
+            RawDocument("a.pdf", data, PDF, sha256_of(data)), dpi=50, limits=ingest_limits(max_pages=1)
+        )
 
 
 def test_page_url_is_relative_to_the_document_root(tmp_path: Path):

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from labeling.importer import ImportReport, import_documents, prepare_tasks
-from pipelines.ingest import Limits, RawDocument, sha256_of
+from pipelines.ingest import RawDocument, sha256_of
 from tests.failure_cases import decode_failures, scanned_png, zip_of
+from tests.params import ingest_limits
 from tests.pipelines.conftest import text_pdf
 
 
@@ -86,7 +87,7 @@ def test_import_answers_every_input_once(tmp_path: Path) -> None:
         paths=[folder, missing],
         files_root=files_root,
         originals_dir=tmp_path / "originals",
-        limits=Limits(),
+        limits=ingest_limits(),
         dpi=30,
     )
     assert answers(report) == expected
@@ -116,7 +117,7 @@ def test_prepare_tasks_goes_on_after_a_decoder_error(tmp_path: Path) -> None:
     report = ImportReport()
     done: list[str] = []
     tasks = prepare_tasks(
-        documents, set(), tmp_path / "files", tmp_path / "originals", Limits(), 30, report, done.append
+        documents, set(), tmp_path / "files", tmp_path / "originals", ingest_limits(), 30, report, done.append
     )
     assert [task["name"] for task in tasks] == ["good.pdf"]
     assert [(r.name, r.kind) for r in report.rejected] == [

@@ -23,8 +23,8 @@ from labeling.project import ClassRemovalError, ensure_project, export_tasks, ma
 from labeling.pull import pull_labels
 from labeling.webhook import read_events
 from pipelines.dataset import list_dataset
-from pipelines.ingest import Limits
 from tests.labeling.conftest import run_cli
+from tests.params import ingest_limits
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def setup_project(documents: list[Path], count: int) -> tuple[Settings, object, 
         documents[:count],
         settings.local_files_root,
         settings.originals_dir,
-        Limits(),
+        ingest_limits(),
         50,
     )
     assert len(report.imported) == count and not report.rejected
@@ -224,7 +224,7 @@ def test_webhook_delivers_annotation_events_to_the_receiver(labeling_env, docume
             documents[:1],
             settings.local_files_root,
             settings.originals_dir,
-            Limits(),
+            ingest_limits(),
             50,
         )
         (task_id,) = report.task_ids

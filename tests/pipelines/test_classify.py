@@ -10,8 +10,8 @@ import pytest
 
 from pipelines.classify import Classified, Upload, classify, classify_inputs, extract_inputs
 from pipelines.document import Document
-from pipelines.extract import ExtractConfig, ExtractionCache
-from pipelines.ingest import Limits, Rejected, expand, sha256_of
+from pipelines.extract import ExtractionCache
+from pipelines.ingest import Rejected, expand, sha256_of
 from pipelines.models import TextClassifier
 from tests.failure_cases import (
     FAIL_WIDTH,
@@ -23,16 +23,17 @@ from tests.failure_cases import (
     scanned_png,
     zip_of,
 )
+from tests.params import candidate, extract_config, ingest_limits
 from tests.pipelines._docs import make_docs
 from tests.pipelines.conftest import text_pdf
 
-CONFIG = ExtractConfig(ocr_timeout_s=1.5)
+CONFIG = extract_config(ocr_timeout_s=1.5)
 
 
 @pytest.fixture(scope="module")
 def model() -> TextClassifier:
     docs, labels = make_docs(4, seed=0)
-    return TextClassifier(calibration_folds=0).fit(docs, labels)
+    return candidate("text", calibration_folds=0).fit(docs, labels)
 
 
 @pytest.fixture
@@ -42,14 +43,14 @@ def tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_empty_archive_is_one_rejection_not_silence() -> None:
-    (item,) = expand(empty_zip(), "nothing.zip", Limits())
+    (item,) = expand(empty_zip(), "nothing.zip", ingest_limits())
     assert isinstance(item, Rejected) and item.kind == "EmptyArchiveError"
     assert "nothing.zip is a zip archive that holds no documents: expected at least one PDF" in item.reason
     metadata_only = zip_of({"__MACOSX/._a.pdf": b"x", ".DS_Store": b"y"})
-    (item,) = expand(metadata_only, "mac.zip", Limits())
+    (item,) = expand(metadata_only, "mac.zip", ingest_limits())
     assert item.kind == "EmptyArchiveError" and "only 2 file-system metadata entries" in item.reason
     nested = zip_of({"inner.zip": empty_zip(), "a.pdf": text_pdf()})
-    kinds = [(entry.name, type(entry).__name__) for entry in expand(nested, "outer.zip", Limits())]
+    kinds = [(entry.name, type(entry).__name__) for entry in expand(nested, "outer.zip", ingest_limits())]
     assert kinds == [("outer.zip/inner.zip", "Rejected"), ("outer.zip/a.pdf", "RawDocument")]
 
 
@@ -74,7 +75,7 @@ def test_every_failure_kind_gives_one_answer_and_the_batch_goes_on(
         Upload("last.pdf", text_pdf("The last good document of the batch, read from its text layer")),
     ]
     expected += ["IngestError", "Document", "OcrTimeoutError", "OcrFailedError", "StorageError", "Document"]
-    groups = extract_inputs(inputs, CONFIG, Limits(), cache=cache)
+    groups = extract_inputs(inputs, CONFIG, ingest_limits(), cache=cache)
     assert [len(group) for group in groups] == [1] * len(inputs)
     found = [type(entry).__name__ if isinstance(entry, Document) else entry.kind for (entry,) in groups]
     assert found == expected
@@ -96,7 +97,7 @@ def test_classify_inputs_streams_per_input_in_order(model: TextClassifier, tmp_p
     single = tmp_path / "single.pdf"
     single.write_bytes(text_pdf("payslip employee salary gross deductions"))
     inputs = [single, archive, empty, single]
-    answers = list(classify_inputs(model, inputs, CONFIG, Limits(), 0.6, chunk=2))
+    answers = list(classify_inputs(model, inputs, CONFIG, ingest_limits(), 0.6, chunk=2))
     assert [[type(entry).__name__ for entry in group] for group in answers] == [
         ["Classified"],
         ["Classified", "Rejected"],

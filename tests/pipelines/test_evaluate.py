@@ -12,7 +12,8 @@ from pipelines.evaluate import (
     n_folds_for,
     write_report,
 )
-from pipelines.models import CandidateUnavailable, TextClassifier, VisualClassifier
+from pipelines.models import CandidateUnavailable, VisualClassifier
+from tests.params import candidate
 from tests.pipelines._docs import make_docs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -24,7 +25,7 @@ def corpus():
 
 
 def visual():
-    return VisualClassifier(random_state=3)
+    return candidate("visual", random_state=3)
 
 
 def test_cross_validate_is_deterministic_for_a_seed(corpus):
@@ -40,7 +41,7 @@ def test_cross_validate_is_deterministic_for_a_seed(corpus):
 
 def test_cross_validate_reports_out_of_fold_predictions_and_metrics(corpus):
     docs, labels = corpus
-    report = cross_validate(TextClassifier, docs, labels, seed=0, max_folds=5, ece_bins=10)
+    report = cross_validate(lambda: candidate("text"), docs, labels, seed=0, max_folds=5, ece_bins=10)
     assert report.n_folds == 5
     assert report.classes == ["invoice", "payslip", "w9"]
     assert report.proba.shape == (15, 3)
@@ -76,8 +77,11 @@ def test_unavailable_candidates_propagate_for_the_caller_to_skip(corpus):
         def fit(self, X, y):
             raise CandidateUnavailable("no checkpoint")
 
+    def missing():
+        return Missing(**candidate("visual").get_params())
+
     with pytest.raises(CandidateUnavailable, match="no checkpoint"):
-        cross_validate(Missing, docs, labels, seed=0, max_folds=3, ece_bins=10)
+        cross_validate(missing, docs, labels, seed=0, max_folds=3, ece_bins=10)
 
 
 def test_expected_calibration_error_of_a_calibrated_toy_is_zero():

@@ -17,17 +17,21 @@ from pipelines.ingest import (
     check_bytes,
     sha256_of,
 )
+from pipelines.params import ParamsError
+from tests.params import PARAMS, extract_config, ingest_limits
 from tests.pipelines.conftest import image_bytes, page_image, scanned_pdf, text_pdf
 
-CONFIG = ExtractConfig(workers=2)
+CONFIG = extract_config(workers=2)
 
 
 def raw(data: bytes, name: str = "doc") -> RawDocument:
-    return RawDocument(name=name, data=data, mime=check_bytes(data, name, Limits()), sha256=sha256_of(data))
+    return RawDocument(
+        name=name, data=data, mime=check_bytes(data, name, ingest_limits()), sha256=sha256_of(data)
+    )
 
 
 def extract_one(
-    data: bytes, config: ExtractConfig = CONFIG, limits: Limits = Limits()
+    data: bytes, config: ExtractConfig = CONFIG, limits: Limits = ingest_limits()
 ) -> Document | Rejected:
     (result,) = extract_documents([raw(data)], config, limits)
     return result
@@ -113,13 +117,13 @@ def test_garbage_after_pdf_header_rejected():
 
 
 def test_too_many_pages():
-    result = extract_one(text_pdf(pages=4), limits=Limits(max_pages=3))
+    result = extract_one(text_pdf(pages=4), limits=ingest_limits(max_pages=3))
     assert isinstance(result.error, TooManyPagesError) and "4 pages: the limit is 3" in result.reason
 
 
 def test_image_bomb_rejected():
     result = extract_one(
-        image_bytes(Image.new("L", (4000, 4000), 255), "PNG"), limits=Limits(max_image_pixels=10**6)
+        image_bytes(Image.new("L", (4000, 4000), 255), "PNG"), limits=ingest_limits(max_image_pixels=10**6)
     )
     assert isinstance(result.error, ImageBombError) and "16,000,000 pixels" in result.reason
 
@@ -133,7 +137,7 @@ def test_corrupt_image_rejected():
 def test_one_bad_document_never_sinks_the_batch():
     good, other = text_pdf("first good document text here"), text_pdf("second good document text here")
     batch = [raw(good, "good"), raw(b"%PDF-1.7\n" + b"\x00" * 50, "bad"), raw(other, "other")]
-    results = extract_documents(batch, CONFIG, Limits())
+    results = extract_documents(batch, CONFIG, ingest_limits())
     assert [type(r).__name__ for r in results] == ["Document", "Rejected", "Document"]
     assert [r.name for r in results] == ["good", "bad", "other"]
 
@@ -141,17 +145,25 @@ def test_one_bad_document_never_sinks_the_batch():
 def test_cache_hit_skips_work(tmp_path, monkeypatch):
     cache = ExtractionCache(tmp_path)
     data = text_pdf(pages=2)
-    (first,) = extract_documents([raw(data, "a.pdf")], CONFIG, Limits(), cache=cache)
+    (first,) = extract_documents([raw(data, "a.pdf")], CONFIG, ingest_limits(), cache=cache)
     monkeypatch.setattr(extract_module, "_plan", lambda *a, **k: pytest.fail("must come from the cache"))
-    (second,) = extract_documents([raw(data, "renamed.pdf")], CONFIG, Limits(), cache=cache)
+    (second,) = extract_documents([raw(data, "renamed.pdf")], CONFIG, ingest_limits(), cache=cache)
     assert second.name == "renamed.pdf" and second.sha256 == first.sha256
     assert [p.text for p in second.pages] == [p.text for p in first.pages]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(first.pages, second.pages, strict=True))
     # Other settings -> other key -> no hit.
-    assert ExtractConfig(ocr_dpi=300).cache_key() != CONFIG.cache_key()
-    assert ExtractConfig(workers=7).cache_key() == CONFIG.cache_key()
+    assert extract_config(ocr_dpi=300).cache_key() != CONFIG.cache_key()
+    assert extract_config(workers=7).cache_key() == CONFIG.cache_key()
 
 
-def test_config_from_params():
-    config = ExtractConfig.from_params({"ocr_dpi": "150", "thumb_width": 64, "unknown": 1})
+def test_config_from_params_takes_every_key_and_refuses_others():
+    extract = {**PARAMS["extract"], "ocr_dpi": 150, "thumb_width": 64}
+    config = ExtractConfig.from_params(extract)
     assert config.ocr_dpi == 150 and config.thumb_width == 64
+    # A typo used to be dropped silently (the setting kept its default): now it names itself.
+    with pytest.raises(
+        ParamsError, match=r"extract.ocr_dpy: unknown key; expected one of min_text_chars, ocr_dpi"
+    ):
+        ExtractConfig.from_params({**extract, "ocr_dpy": 300})
+    with pytest.raises(ParamsError, match=r"extract.ocr_dpi: expected an integer, found '150'"):
+        ExtractConfig.from_params({**extract, "ocr_dpi": "150"})

@@ -73,7 +73,7 @@ def test_text_vectorizer_equals_scikit_learn_tfidf(max_features):
 
 
 def test_text_vectorizer_cache_is_not_pickled_and_results_survive_a_round_trip():
-    vec = TextVectorizer().fit(TEXTS)
+    vec = TextVectorizer(word_ngrams=(1, 2), char_ngrams=(2, 5), max_features=None).fit(TEXTS)
     before = vec.transform(TEXTS).toarray()
     assert vec._char_cache  # filled by transform
     copy = pickle.loads(pickle.dumps(vec))
@@ -83,7 +83,7 @@ def test_text_vectorizer_cache_is_not_pickled_and_results_survive_a_round_trip()
 
 def test_text_vectorizer_without_any_text_raises():
     with pytest.raises(ValueError, match="no word or character n-gram in any of the 2 training texts"):
-        TextVectorizer().fit(["", ""])
+        TextVectorizer(word_ngrams=(1, 1), char_ngrams=(2, 3), max_features=None).fit(["", ""])
 
 
 def test_as_thumbnail_coerces_shapes_and_types():

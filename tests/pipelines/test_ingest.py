@@ -15,7 +15,6 @@ from pipelines.ingest import (
     EmptyFileError,
     EncryptedDocumentError,
     FileTooLargeError,
-    Limits,
     RawDocument,
     Rejected,
     UnsafeArchivePathError,
@@ -27,6 +26,7 @@ from pipelines.ingest import (
     ingest_paths,
     safe_member_name,
 )
+from tests.params import ingest_limits
 from tests.pipelines.conftest import image_bytes, page_image, text_pdf, zip_bytes
 
 
@@ -49,18 +49,18 @@ def test_unsupported_type_names_what_was_found():
     with pytest.raises(
         UnsupportedTypeError, match=r"'application/x-msdownload' for report.exe: expected PDF, PNG"
     ):
-        check_bytes(b"MZ\x90\x00" + b"\x00" * 100, "report.exe", Limits())
+        check_bytes(b"MZ\x90\x00" + b"\x00" * 100, "report.exe", ingest_limits())
     with pytest.raises(UnsupportedTypeError, match=r"'text/plain' for notes.pdf"):
-        check_bytes(b"just some text", "notes.pdf", Limits())
+        check_bytes(b"just some text", "notes.pdf", ingest_limits())
     with pytest.raises(UnsupportedTypeError, match=r"'image/gif'"):
-        check_bytes(b"GIF89a" + b"\x00" * 20, "x.gif", Limits())
+        check_bytes(b"GIF89a" + b"\x00" * 20, "x.gif", ingest_limits())
 
 
 def test_empty_and_too_large():
     with pytest.raises(EmptyFileError, match=r"empty.pdf is empty \(0 bytes\)"):
-        check_bytes(b"", "empty.pdf", Limits())
+        check_bytes(b"", "empty.pdf", ingest_limits())
     with pytest.raises(FileTooLargeError, match="limit is"):
-        check_bytes(text_pdf(), "big.pdf", Limits(max_file_bytes=100))
+        check_bytes(text_pdf(), "big.pdf", ingest_limits(max_file_bytes=100))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_zip_members_are_documents_with_nested_folders_and_mixed_types(small_ima
             "empty.pdf": b"",
         }
     )
-    items = list(expand(archive, "upload.zip", Limits()))
+    items = list(expand(archive, "upload.zip", ingest_limits()))
     documents = {item.name: item for item in items if isinstance(item, RawDocument)}
     rejected = {item.name: item for item in items if isinstance(item, Rejected)}
     assert set(documents) == {
@@ -106,16 +106,16 @@ def test_zip_members_are_documents_with_nested_folders_and_mixed_types(small_ima
 
 def test_zip_bomb_by_ratio():
     archive = zip_bytes({"bomb.pdf": b"%PDF-1.4\n" + b"\x00" * 5_000_000})
-    (item,) = expand(archive, "bomb.zip", Limits())
+    (item,) = expand(archive, "bomb.zip", ingest_limits())
     assert isinstance(item, Rejected) and isinstance(item.error, ZipBombError)
     assert "compresses" in item.reason and "limit" in item.reason
 
 
 def test_zip_bomb_by_total_size_and_member_count():
     archive = zip_bytes({f"{i}.pdf": text_pdf(f"doc {i}") for i in range(5)})
-    (item,) = expand(archive, "many.zip", Limits(zip_max_members=3))
+    (item,) = expand(archive, "many.zip", ingest_limits(zip_max_members=3))
     assert isinstance(item.error, ZipBombError) and "5 members: the limit is 3" in item.reason
-    (item,) = expand(archive, "big.zip", Limits(zip_max_total_bytes=1000))
+    (item,) = expand(archive, "big.zip", ingest_limits(zip_max_total_bytes=1000))
     assert isinstance(item.error, ZipBombError) and "uncompressed" in item.reason
 
 
@@ -123,7 +123,7 @@ def test_zip_nesting_depth_limited():
     archive = text_pdf("core")
     for level in range(4):
         archive = zip_bytes({f"level{level}.zip" if level else "doc.pdf": archive})
-    items = list(expand(archive, "deep.zip", Limits(zip_max_depth=1)))
+    items = list(expand(archive, "deep.zip", ingest_limits(zip_max_depth=1)))
     assert all(isinstance(item, Rejected) for item in items)
     assert any("nested" in item.reason for item in items)
 
@@ -136,7 +136,7 @@ def test_zip_lying_header_is_caught(tmp_path):
     declared = info.file_size.to_bytes(4, "little")
     index = bytes(data).rfind(declared)
     data[index : index + 4] = (100).to_bytes(4, "little")
-    items = list(expand(bytes(data), "liar.zip", Limits()))
+    items = list(expand(bytes(data), "liar.zip", ingest_limits()))
     assert len(items) == 1 and isinstance(items[0], Rejected)
     assert isinstance(items[0].error, (ZipBombError, CorruptDocumentError))
 
@@ -147,12 +147,12 @@ def test_encrypted_zip_member_rejected():
     for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
         start = bytes(data).find(signature)
         data[start + offset] |= 0x1
-    (item,) = expand(bytes(data), "locked.zip", Limits())
+    (item,) = expand(bytes(data), "locked.zip", ingest_limits())
     assert isinstance(item, Rejected) and isinstance(item.error, EncryptedDocumentError)
 
 
 def test_corrupt_zip():
-    (item,) = expand(b"PK\x03\x04" + b"garbage" * 10, "broken.zip", Limits())
+    (item,) = expand(b"PK\x03\x04" + b"garbage" * 10, "broken.zip", ingest_limits())
     assert isinstance(item.error, CorruptDocumentError) and "not a readable zip" in item.reason
 
 
@@ -164,7 +164,7 @@ def test_ingest_paths_collapses_duplicates_and_keeps_going(tmp_path):
     (tmp_path / "b.pdf").write_bytes(other)
     (tmp_path / "bad.exe").write_bytes(b"MZ" + b"\x00" * 10)
     (tmp_path / ".hidden.pdf").write_bytes(text_pdf("hidden"))
-    result = ingest_paths([tmp_path, tmp_path / "missing.pdf"], Limits())
+    result = ingest_paths([tmp_path, tmp_path / "missing.pdf"], ingest_limits())
     assert len(result.documents) == 2
     assert list(result.duplicates.values()) == [str(tmp_path / "a.pdf")]
     reasons = {r.name: r.reason for r in result.rejected}

@@ -5,12 +5,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.document import Document
-from pipelines.extract import ExtractConfig, extract_documents
-from pipelines.ingest import IngestError, Limits, RawDocument, Rejected, expand
+from pipelines.extract import extract_documents
+from pipelines.ingest import IngestError, RawDocument, Rejected, expand
+from tests.params import extract_config, ingest_limits
 from tests.pipelines.conftest import image_bytes, page_image, text_pdf, zip_bytes
 
-CONFIG = ExtractConfig(workers=1)
-LIMITS = Limits(max_pages=5, max_image_pixels=4_000_000)
+CONFIG = extract_config(workers=1)
+LIMITS = ingest_limits(max_pages=5, max_image_pixels=4_000_000)
 
 
 def _valid_samples() -> list[bytes]:

@@ -1,3 +1,4 @@
+import inspect
 import json
 import logging
 import subprocess
@@ -6,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from pipelines.document import Document
+from pipelines.features import TextVectorizer
 from pipelines.models import (
     CandidateUnavailable,
     FusionClassifier,
     ModelLoadError,
     TextClassifier,
+    TransformerClassifier,
     VisualClassifier,
     fit_temperature,
     load_model,
@@ -26,11 +28,13 @@ from pipelines.models import (
 )
 from pipelines.models.base import negative_log_likelihood
 from pipelines.models.persistence import seal_model_dir
+from pipelines.params import ParamsError
+from pipelines.split import PageSplitter
+from tests.params import PARAMS, candidate
 from tests.pipelines._docs import CLASSES, make_docs
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-FAST = [TextClassifier, VisualClassifier, FusionClassifier]
+FAST = ["text", "visual", "fusion"]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     (docs, labels), _ = data
-    return {cls.name: cls().fit(docs, labels) for cls in FAST}
+    return {name: candidate(name).fit(docs, labels) for name in FAST}
 
 
 # ------------------------------------------------------------------ interface
@@ -62,20 +66,20 @@ def test_predict_proba_shapes_rows_and_accuracy(fitted, data, name):
 
 def test_classes_are_sorted_whatever_the_label_order():
     docs, labels = make_docs(4, seed=3, classes=("zeta", "alpha", "mid"))
-    model = VisualClassifier().fit(docs, labels)
+    model = candidate("visual").fit(docs, labels)
     assert list(model.classes_) == ["alpha", "mid", "zeta"]
 
 
-@pytest.mark.parametrize("cls", FAST)
-def test_sklearn_conventions_clone_params_and_fit_returns_self(cls, data):
+@pytest.mark.parametrize("name", FAST)
+def test_sklearn_conventions_clone_params_and_fit_returns_self(name, data):
     (docs, labels), _ = data
-    model = cls()
+    model = candidate(name)
     params = model.get_params()
     twin = clone(model)
     assert twin.get_params().keys() == params.keys()
     twin.set_params(random_state=7)
     assert twin.get_params()["random_state"] == 7
-    assert model.get_params()["random_state"] == 42
+    assert model.get_params()["random_state"] == PARAMS["seed"]
     with pytest.raises(NotFittedError):
         model.predict_proba(docs[:1])
     assert model.fit(docs, labels) is model
@@ -85,11 +89,11 @@ def test_sklearn_conventions_clone_params_and_fit_returns_self(cls, data):
 def test_fit_rejects_mismatched_labels_and_a_single_class():
     docs, labels = make_docs(3, seed=0)
     with pytest.raises(ValueError, match="X has 9 documents but y has 8 labels"):
-        TextClassifier().fit(docs, labels[:-1])
+        candidate("text").fit(docs, labels[:-1])
     with pytest.raises(ValueError, match=r"expected at least 2 classes, found 1 \('w9'\)"):
-        TextClassifier().fit(docs, ["w9"] * len(docs))
+        candidate("text").fit(docs, ["w9"] * len(docs))
     with pytest.raises(TypeError, match="expected a sequence of Document, found str"):
-        TextClassifier().fit("not documents", labels)
+        candidate("text").fit("not documents", labels)
 
 
 @pytest.mark.parametrize("name", ["text", "visual", "fusion"])
@@ -131,7 +135,7 @@ def test_fit_temperature_stays_finite_on_separated_scores():
 
 def test_calibration_keeps_argmax_and_does_not_worsen_held_out_nll(data):
     (docs, labels), (test_docs, test_labels) = data
-    model = TextClassifier().fit(docs, labels)
+    model = candidate("text").fit(docs, labels)
     scores = model.decision_function(test_docs)
     calibrated = model.predict_proba(test_docs)
     raw = softmax(scores)
@@ -146,7 +150,7 @@ def test_calibration_keeps_argmax_and_does_not_worsen_held_out_nll(data):
 def test_calibration_folds_follow_the_smallest_class(caplog):
     docs, labels = make_docs(3, seed=2)
     with caplog.at_level(logging.INFO, logger="pipelines.models"):
-        model = VisualClassifier().fit(docs, labels)
+        model = candidate("visual").fit(docs, labels)
     assert "3-fold" in model.calibration_
 
 
@@ -160,7 +164,7 @@ def test_class_with_one_example_falls_back_to_uncalibrated_softmax(caplog):
     docs.append(make_docs(1, seed=9, classes=("lonely",))[0][0])
     labels.append("lonely")
     with caplog.at_level(logging.WARNING, logger="pipelines.models"):
-        model = TextClassifier().fit(docs, labels)
+        model = candidate("text").fit(docs, labels)
     assert model.temperature_ == 1.0
     assert model.oof_proba_ is None
     assert "found smallest class 1" in model.calibration_
@@ -191,7 +195,7 @@ def test_out_of_fold_temperature_is_reusable_with_any_scorer():
 def test_visual_model_separates_classes_whose_text_is_empty():
     docs, labels = make_docs(6, seed=4, text=False)
     test_docs, test_labels = make_docs(5, seed=5, text=False)
-    model = VisualClassifier().fit(docs, labels)
+    model = candidate("visual").fit(docs, labels)
     assert np.mean(model.predict(test_docs) == np.array(test_labels)) >= 0.9
 
 
@@ -206,7 +210,7 @@ def test_fusion_picks_its_weight_from_the_grid_by_out_of_fold_log_loss(fitted):
 
 def test_fusion_is_deterministic_and_uses_the_visual_model_alone_without_text(fitted, data):
     (docs, labels), _ = data
-    again = FusionClassifier().fit(docs, labels)
+    again = candidate("fusion").fit(docs, labels)
     assert again.weight_ == fitted["fusion"].weight_
     scans, scan_labels = make_docs(4, seed=6, text=False)
     fusion = fitted["fusion"]
@@ -216,23 +220,35 @@ def test_fusion_is_deterministic_and_uses_the_visual_model_alone_without_text(fi
 
 def test_fusion_rejects_weights_outside_unit_interval(data):
     (docs, labels), _ = data
+    with pytest.raises(ParamsError, match=r"train.fusion.weights\[0\]: expected a number <= 1"):
+        candidate("fusion", weights=[1.5])
     with pytest.raises(ValueError, match=r"expected a non-empty list of weights in \[0, 1\], found \(1.5,\)"):
-        FusionClassifier(weights=(1.5,)).fit(docs, labels)
+        candidate("fusion").set_params(weights=(1.5,)).fit(docs, labels)
 
 
 # ------------------------------------------------------------------ factory
 
 
-def test_estimator_defaults_equal_params_yaml():
-    train = PARAMS["train"]
-    text = TextClassifier().get_params()
-    assert list(text["word_ngrams"]) == train["text"]["word_ngrams"]
-    assert list(text["char_ngrams"]) == train["text"]["char_ngrams"]
-    assert text["max_features"] == train["text"]["max_features"]
-    assert text["C"] == train["text"]["C"]
-    assert VisualClassifier().get_params()["C"] == train["visual"]["C"]
-    assert list(FusionClassifier().get_params()["weights"]) == train["fusion"]["weights"]
-    assert TextClassifier().get_params()["random_state"] == PARAMS["seed"]
+@pytest.mark.parametrize(
+    "cls",
+    [TextClassifier, VisualClassifier, FusionClassifier, TransformerClassifier, TextVectorizer, PageSplitter],
+)
+def test_estimators_have_no_defaults_of_their_own(cls):
+    """params.yaml is the one place of every value: a constructor default would be a second copy."""
+    defaults = [p.name for p in inspect.signature(cls).parameters.values() if p.default is not p.empty]
+    assert defaults == []
+
+
+@pytest.mark.parametrize(
+    ("name", "built"),
+    [("text", set()), ("visual", set()), ("fusion", {"text", "visual"}), ("transformer", set())],
+)
+def test_make_candidate_passes_every_constructor_argument(name, built):
+    """Each constructor argument comes from train.<name> (or is a part the factory builds, or the seed)."""
+    model = make_candidate(name, PARAMS["train"], seed=7)
+    arguments = set(inspect.signature(type(model)).parameters)
+    assert arguments == set(PARAMS["train"][name]) | built | {"random_state"}
+    assert model.random_state == 7
 
 
 def test_make_candidate_builds_every_candidate_from_params_yaml():
@@ -256,8 +272,14 @@ def test_make_candidate_rejects_unknown_names_and_parameters():
         ValueError, match="unknown candidate 'svm': expected one of text, visual, fusion, transformer"
     ):
         make_candidate("svm", PARAMS["train"], seed=1)
-    with pytest.raises(ValueError, match=r"unknown train.visual parameter\(s\) \['depth'\]"):
-        make_candidate("visual", {"visual": {"depth": 3}}, seed=1)
+    with pytest.raises(ParamsError, match=r"train.visual.depth: unknown key; expected one of C, pages"):
+        make_candidate("visual", {"visual": {**PARAMS["train"]["visual"], "depth": 3}}, seed=1)
+    with pytest.raises(ParamsError, match=r"^train.visual.C: missing key"):
+        make_candidate("visual", {"visual": {"pages": 1, "calibration_folds": 0}}, seed=1)
+    with pytest.raises(ParamsError, match=r"^train.text: missing key"):
+        make_candidate("fusion", {k: v for k, v in PARAMS["train"].items() if k != "text"}, seed=1)
+    with pytest.raises(ParamsError, match=r"^train.reference: unknown key; the reference candidate takes no"):
+        make_candidate("reference", {"reference": {"C": 1.0}}, seed=1)
 
 
 def test_candidate_unavailable_carries_its_reason():

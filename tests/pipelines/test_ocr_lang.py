@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 from pipelines import ocr
 from pipelines.document import Document
 from pipelines.extract import ExtractConfig, extract_documents
-from pipelines.ingest import Limits, RawDocument, sha256_of
+from pipelines.ingest import RawDocument, sha256_of
 from pipelines.ocr import OcrResult, OcrUnavailableError, ocr_image
 from pipelines.ocr_lang import (
     DEFAULT_LATIN_LANGUAGES,
@@ -31,6 +31,7 @@ from pipelines.ocr_lang import (
     language_pairs,
     looks_latin,
 )
+from tests.params import PARAMS, extract_config, ingest_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -260,7 +261,7 @@ def test_extraction_reads_a_greek_scan_with_the_default_settings() -> None:
     page("ell").save(buffer, format="PNG", dpi=(200, 200))
     data = buffer.getvalue()
     raw = RawDocument(name="greek.png", data=data, mime="image/png", sha256=sha256_of(data))
-    (document,) = extract_documents([raw], ExtractConfig(workers=1), Limits())
+    (document,) = extract_documents([raw], extract_config(workers=1), ingest_limits())
     assert isinstance(document, Document), document
     (extracted,) = document.pages
     assert extracted.source == "ocr"
@@ -406,7 +407,7 @@ def test_every_language_the_defaults_use() -> None:
 def test_params_yaml_language_settings_are_the_defaults() -> None:
     extract = yaml.safe_load((ROOT / "params.yaml").read_text())["extract"]
     config = ExtractConfig.from_params(extract)
-    assert config.ocr_lang == ExtractConfig().ocr_lang == "auto"
+    assert config.ocr_lang == extract_config().ocr_lang == "auto"
     assert (
         config.ocr_scripts == DEFAULT_SCRIPTS == language_pairs(extract["ocr_scripts"], "extract.ocr_scripts")
     )
@@ -415,25 +416,25 @@ def test_params_yaml_language_settings_are_the_defaults() -> None:
 
 
 def test_the_extraction_cache_key_follows_the_language_settings() -> None:
-    default = ExtractConfig()
+    default = extract_config()
     changed = [
-        ExtractConfig(ocr_lang="eng"),
-        ExtractConfig.from_params({"ocr_scripts": {**dict(DEFAULT_SCRIPTS), "Cyrillic": "rus+ukr+eng"}}),
-        ExtractConfig.from_params({"ocr_latin_languages": {"deu": "deu+eng"}}),
+        extract_config(ocr_lang="eng"),
+        extract_config(ocr_scripts={**dict(DEFAULT_SCRIPTS), "Cyrillic": "rus+ukr+eng"}),
+        extract_config(ocr_latin_languages={"deu": "deu+eng"}),
     ]
     keys = {default.cache_key(), *(config.cache_key() for config in changed)}
     assert len(keys) == 4
     # The same settings written as a mapping or as pairs, in any order, are the same settings.
     for same in (
-        ExtractConfig(ocr_scripts=tuple(reversed(DEFAULT_SCRIPTS))),
-        ExtractConfig.from_params({"ocr_scripts": dict(reversed(DEFAULT_SCRIPTS))}),
+        extract_config(ocr_scripts=tuple(reversed(DEFAULT_SCRIPTS))),
+        ExtractConfig.from_params({**PARAMS["extract"], "ocr_scripts": dict(reversed(DEFAULT_SCRIPTS))}),
     ):
         assert same.cache_key() == default.cache_key() and same == default
 
 
 def test_extract_config_refuses_malformed_language_settings() -> None:
     with pytest.raises(ValueError, match="ocr_lang is 'eng,deu'"):
-        ExtractConfig.from_params({"ocr_lang": "eng,deu"})
+        ExtractConfig.from_params({**PARAMS["extract"], "ocr_lang": "eng,deu"})
 
 
 def test_make_install_installs_every_language_of_the_defaults() -> None:

@@ -14,9 +14,10 @@ import pytest
 
 from pipelines.document import Document
 from pipelines.extract import ExtractConfig, ExtractionCancelledError, extract_documents
-from pipelines.ingest import Limits, RawDocument, Rejected, sha256_of
+from pipelines.ingest import RawDocument, Rejected, sha256_of
 from pipelines.ocr import OcrTimeoutError, OcrUnavailableError, ocr_pool
 from tests.failure_cases import FAIL_WIDTH, HANG_WIDTH, OK_WIDTH, fake_tesseract, scanned_png
+from tests.params import PARAMS, extract_config, ingest_limits
 
 
 def scans(count: int, width: int = OK_WIDTH, prefix: str = "scan") -> list[RawDocument]:
@@ -33,10 +34,10 @@ def test_a_hanging_tesseract_is_stopped_at_the_page_limit(
 ) -> None:
     fake = fake_tesseract(tmp_path, {HANG_WIDTH: "hang", FAIL_WIDTH: "fail"})
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(fake.command))
-    config = ExtractConfig(ocr_timeout_s=1.5)
+    config = extract_config(ocr_timeout_s=1.5)
     batch = [*scans(1, HANG_WIDTH, "hang"), *scans(1, OK_WIDTH, "ok"), *scans(1, FAIL_WIDTH, "fail")]
     start = time.monotonic()
-    hung, good, failed = extract_documents(batch, config, Limits())
+    hung, good, failed = extract_documents(batch, config, ingest_limits())
     elapsed = time.monotonic() - start
     assert isinstance(hung, Rejected) and isinstance(hung.error, OcrTimeoutError), hung
     assert hung.kind == "OcrTimeoutError"
@@ -65,7 +66,7 @@ def test_missing_tesseract_rejects_the_scans_and_keeps_the_rest(
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "no-such-tesseract"))
     pdf = text_pdf()
     born_digital = RawDocument("digital.pdf", pdf, "application/pdf", sha256_of(pdf))
-    scanned, digital = extract_documents([*scans(1), born_digital], ExtractConfig(), Limits())
+    scanned, digital = extract_documents([*scans(1), born_digital], extract_config(), ingest_limits())
     assert isinstance(scanned, Rejected) and isinstance(scanned.error, OcrUnavailableError)
     assert "tesseract is not installed" in scanned.reason and "no-such-tesseract" in scanned.reason
     assert isinstance(digital, Document) and digital.pages[0].source == "text"
@@ -85,7 +86,9 @@ def test_concurrent_extractions_share_one_pool_bounded_by_the_cores(
     def extract(number: int) -> None:
         try:
             # workers=0 asks for one per core: each caller alone could fill the pool.
-            results.append(extract_documents(scans(2, prefix=f"caller{number}"), ExtractConfig(), Limits()))
+            results.append(
+                extract_documents(scans(2, prefix=f"caller{number}"), extract_config(), ingest_limits())
+            )
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(error)
 
@@ -115,7 +118,9 @@ def test_a_caller_giving_up_drops_its_pages_not_started(
     def extract() -> None:
         try:
             outcome.append(
-                extract_documents(scans(6, prefix="given-up"), ExtractConfig(), Limits(), cancel=cancel)
+                extract_documents(
+                    scans(6, prefix="given-up"), extract_config(), ingest_limits(), cancel=cancel
+                )
             )
         except ExtractionCancelledError as error:
             outcome.append(error)
@@ -133,8 +138,8 @@ def test_a_caller_giving_up_drops_its_pages_not_started(
 
 
 def test_config_checks_the_time_limit() -> None:
-    with pytest.raises(ValueError, match="extract.ocr_timeout_s is 0: expected a positive number"):
-        ExtractConfig(ocr_timeout_s=0)
-    assert ExtractConfig.from_params({"ocr_timeout_s": "5"}).ocr_timeout_s == 5.0
+    with pytest.raises(ValueError, match="extract.ocr_timeout_s: expected a number > 0, found 0"):
+        ExtractConfig.from_params({**PARAMS["extract"], "ocr_timeout_s": 0})
+    assert ExtractConfig.from_params({**PARAMS["extract"], "ocr_timeout_s": 5}).ocr_timeout_s == 5.0
     # The limit does not change what a page reads as: cached extractions stay valid.
-    assert ExtractConfig(ocr_timeout_s=5).cache_key() == ExtractConfig().cache_key()
+    assert extract_config(ocr_timeout_s=5).cache_key() == extract_config().cache_key()

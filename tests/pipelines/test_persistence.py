@@ -25,6 +25,7 @@ from pipelines.models.persistence import (
     seal_model_dir,
     verify_model_dir,
 )
+from tests.params import candidate
 from tests.pipelines._docs import make_docs
 
 
@@ -41,7 +42,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def fitted() -> TextClassifier:
     docs, labels = make_docs(6, seed=0)
-    return TextClassifier(calibration_folds=0).fit(docs, labels)
+    return candidate("text", calibration_folds=0).fit(docs, labels)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipelines.document import Document
-from pipelines.extract import ExtractConfig, extract_documents
-from pipelines.ingest import Limits, RawDocument, sha256_of
+from pipelines.extract import extract_documents
+from pipelines.ingest import RawDocument, sha256_of
 from pipelines.models import ModelLoadError, TextClassifier
 from pipelines.samples import make_bundle, make_document
 from pipelines.split import (
@@ -24,16 +24,10 @@ from pipelines.split import (
     split_document,
     split_documents,
 )
+from tests.params import PARAMS, candidate, extract_config, ingest_limits
 
 CLASSES = ["a", "b", "c"]
-SPLIT_PARAMS = {
-    "boundary_weight": 1.0,
-    "transition_penalty": 0.0,
-    "synthetic_boundaries": 400,
-    "max_continuations": 20,
-    "C": 1.0,
-    "text_folds": 3,
-}
+SPLIT_PARAMS = {**PARAMS["split"], "synthetic_boundaries": 400, "text_folds": 3}  # smaller, faster
 
 
 def proba(*rows: tuple[float, float, float]) -> np.ndarray:
@@ -114,9 +108,13 @@ def test_page_number_cue(text, expected):
     assert _page_number(text) == expected
 
 
-def test_make_splitter_rejects_unknown_keys():
-    with pytest.raises(ValueError, match=r"unknown split parameter\(s\) \['penalty'\]: expected some of"):
-        make_splitter({"penalty": 1.0}, seed=0)
+def test_make_splitter_takes_every_key_of_the_split_section():
+    with pytest.raises(ValueError, match=r"split.penalty: unknown key; expected one of boundary_weight"):
+        make_splitter({**SPLIT_PARAMS, "penalty": 1.0}, seed=0)
+    with pytest.raises(ValueError, match=r"split.text_folds: missing key"):
+        make_splitter({k: v for k, v in SPLIT_PARAMS.items() if k != "text_folds"}, seed=0)
+    with pytest.raises(ValueError, match=r"split: missing section"):
+        make_splitter(None, seed=0)
     assert make_splitter(SPLIT_PARAMS, seed=3).get_params()["random_state"] == 3
 
 
@@ -126,7 +124,7 @@ def test_make_splitter_rejects_unknown_keys():
 def _extract(data: bytes, name: str) -> Document:
     mime = "application/pdf" if data[:5] == b"%PDF-" else "image/png"
     raw = RawDocument(name=name, data=data, mime=mime, sha256=sha256_of(data))
-    (doc,) = extract_documents([raw], ExtractConfig(workers=1), Limits())
+    (doc,) = extract_documents([raw], extract_config(workers=1), ingest_limits())
     assert isinstance(doc, Document), doc
     return doc
 
@@ -144,7 +142,7 @@ def trained() -> tuple[TextClassifier, PageSplitter]:
         for i in range(5):
             docs.append(_extract(_document(label, 100 + i), f"{label}_{i}.pdf"))
             labels.append(label)
-    model = TextClassifier(calibration_folds=3).fit(docs, labels)
+    model = candidate("text", calibration_folds=3).fit(docs, labels)
     splitter = fit_splitter(docs, labels, SPLIT_PARAMS, seed=0)
     return model, splitter
 
@@ -246,4 +244,4 @@ def test_load_splitter_reports_an_unreadable_file(tmp_path):
 
 def test_fit_needs_two_documents():
     with pytest.raises(ValueError, match="expected at least 2 documents with pages"):
-        PageSplitter().fit([], [])
+        make_splitter(SPLIT_PARAMS, seed=0).fit([], [])

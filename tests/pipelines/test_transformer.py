@@ -5,7 +5,8 @@ import pytest
 
 from pipelines.models import CandidateUnavailable, ModelLoadError, load_model, save_model
 from pipelines.models.persistence import seal_model_dir
-from pipelines.models.transformer import TransformerClassifier, build_tiny_checkpoint
+from pipelines.models.transformer import build_tiny_checkpoint
+from tests.params import candidate
 from tests.pipelines._docs import make_docs
 
 # a tiny random BERT learns the toy set only with a large learning rate and many short epochs
@@ -26,7 +27,7 @@ def checkpoint(tmp_path_factory, toy):
 @pytest.fixture(scope="module")
 def fitted(checkpoint, toy):
     (docs, labels), _ = toy
-    return TransformerClassifier(base=str(checkpoint), **TOY).fit(docs, labels)
+    return candidate("transformer", base=str(checkpoint), **TOY).fit(docs, labels)
 
 
 def test_tiny_checkpoint_is_small_and_deterministic(checkpoint, toy, tmp_path):
@@ -58,14 +59,14 @@ def test_page_probabilities(fitted):
 
 def test_same_seed_same_model(checkpoint, toy, fitted):
     (docs, labels), (test_docs, _) = toy
-    again = TransformerClassifier(base=str(checkpoint), **TOY).fit(docs, labels)
+    again = candidate("transformer", base=str(checkpoint), **TOY).fit(docs, labels)
     np.testing.assert_allclose(again.predict_proba(test_docs), fitted.predict_proba(test_docs), atol=1e-6)
 
 
 def test_calibrated_fit_uses_out_of_fold_fine_tunes(checkpoint, toy):
     (docs, labels), _ = toy
     params = {**TOY, "calibration_folds": 2, "epochs": 5}
-    model = TransformerClassifier(base=str(checkpoint), **params).fit(docs, labels)
+    model = candidate("transformer", base=str(checkpoint), **params).fit(docs, labels)
     assert "2-fold" in model.calibration_
     assert model.oof_proba_.shape == (len(docs), 3)
 
@@ -74,11 +75,11 @@ def test_missing_checkpoint_raises_candidate_unavailable_with_the_path(tmp_path,
     (docs, labels), _ = toy
     missing = tmp_path / "no-such-model"
     with pytest.raises(CandidateUnavailable, match=f"{missing}.* does not exist") as info:
-        TransformerClassifier(base=str(missing)).fit(docs, labels)
+        candidate("transformer", base=str(missing)).fit(docs, labels)
     assert str(missing) in info.value.reason
     (tmp_path / "empty").mkdir()
     with pytest.raises(CandidateUnavailable, match="has no config.json"):
-        TransformerClassifier(base=str(tmp_path / "empty")).fit(docs, labels)
+        candidate("transformer", base=str(tmp_path / "empty")).fit(docs, labels)
 
 
 def test_checkpoint_without_weights_is_unavailable_too(checkpoint, toy, tmp_path):
@@ -88,7 +89,7 @@ def test_checkpoint_without_weights_is_unavailable_too(checkpoint, toy, tmp_path
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (broken / name).write_bytes((checkpoint / name).read_bytes())
     with pytest.raises(CandidateUnavailable, match=f"{broken} cannot be loaded"):
-        TransformerClassifier(base=str(broken), **TOY).fit(docs, labels)
+        candidate("transformer", base=str(broken), **TOY).fit(docs, labels)
 
 
 def test_save_load_round_trip(fitted, toy, tmp_path):

@@ -13,10 +13,11 @@ import joblib
 import pytest
 
 from flows.registry import Registry
-from pipelines.models import TextClassifier, save_model
+from pipelines.models import save_model
 from pipelines.models.persistence import DIGESTS_FILE, ModelIntegrityError, manifest_digest, seal_model_dir
 from serving.models import ModelStore, UnknownVersionError
 from serving.registry import DIGEST_TAG, RegistryReader, VersionInfo, no_champion_message
+from tests.params import candidate
 from tests.pipelines._docs import make_docs
 
 
@@ -39,7 +40,7 @@ class Store:
         self.writer = Registry(uri, "docclass", "docclass")
         self.reader = RegistryReader(uri, "docclass", "docclass")
         docs, labels = make_docs(6, seed=0)
-        self.model = TextClassifier(calibration_folds=0).fit(docs, labels)
+        self.model = candidate("text", calibration_folds=0).fit(docs, labels)
         self.count = 0
 
     def add(self) -> int:

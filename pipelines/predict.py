@@ -11,13 +11,14 @@ the plain reference) uses ``predict.review_threshold``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipelines.document import Document
 from pipelines.models.base import review_threshold
+from pipelines.params import PredictParams, validate_section
 
 _DECIMALS = 6
 TOP_K = 3
@@ -34,42 +35,21 @@ class ReviewRule:
         fallback: the threshold of a model without out-of-fold answers.
     """
 
-    target_accuracy: float = 0.98
-    floor: float = 0.5
-    fallback: float = 0.6
-
-    # params.yaml key of each attribute in the ``predict:`` section
-    KEYS: ClassVar[dict[str, str]] = {
-        "target_accuracy": "target_accuracy",
-        "floor": "review_floor",
-        "fallback": "review_threshold",
-    }
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.target_accuracy <= 1.0:
-            raise ValueError(f"predict.target_accuracy is {self.target_accuracy}: expected a share in (0, 1]")
-        for name in ("floor", "fallback"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"predict.{self.KEYS[name]} is {value}: expected a probability in [0, 1]")
+    # No defaults: the values are params.yaml's predict: section (from_params).
+    target_accuracy: float
+    floor: float
+    fallback: float
 
     @classmethod
     def from_params(cls, predict: Mapping[str, Any] | None) -> ReviewRule:
-        """From the ``predict:`` section of params.yaml (a missing key takes the default above).
+        """From the ``predict:`` section of params.yaml (``target_accuracy``, ``review_floor``,
+        ``review_threshold``).
 
         Raises:
-            ValueError: a value that is not a number or out of range.
+            ParamsError: a key of the section is unknown, missing, not a number or out of range.
         """
-        predict = predict or {}
-        values: dict[str, float] = {}
-        for field in fields(cls):
-            key = cls.KEYS[field.name]
-            if key in predict:
-                try:
-                    values[field.name] = float(predict[key])
-                except (TypeError, ValueError) as error:
-                    raise ValueError(f"predict.{key} is {predict[key]!r}: expected a number") from error
-        return cls(**values)
+        section = validate_section(PredictParams, predict, "predict")
+        return cls(section.target_accuracy, section.review_floor, section.review_threshold)
 
     def learned(self, model: Any) -> float | None:
         """The threshold read off the model's out-of-fold answers at ``target_accuracy`` (no floor), or None."""

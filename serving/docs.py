@@ -525,17 +525,25 @@ def _responses(config: ServeConfig, route: str) -> dict[str, Any]:
     return responses
 
 
+def served_config() -> ServeConfig:
+    """The limits this server runs with: the params.yaml its settings name (``DOCCLASS_PARAMS``)."""
+    from flows.settings import Settings
+    from pipelines.params import load_params
+
+    return ServeConfig.from_params(load_params(Settings().params))
+
+
 class DocclassService(bentoml.Service[Any]):
     """BentoML's service with docclass's OpenAPI title, description and status codes (``/docs.json``)."""
 
     @property
     def doc(self) -> str:
-        return description(ServeConfig())
+        return description(served_config())
 
     @property
     def openapi_spec(self) -> OpenAPISpecification:
         spec = super().openapi_spec
-        config = ServeConfig()
+        config = served_config()
         paths = dict(spec.paths)
         if "/classify" in paths:
             post = _operation(paths["/classify"], "post")

@@ -7,25 +7,13 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from pipelines.params import ServeParams, validate_section
 from pipelines.predict import ReviewRule
 
 MB = 1024 * 1024
-_REVIEW = ReviewRule()
-
-# Keys of the ``serve:`` section of params.yaml; a missing key takes this default (documented in the report).
-SERVE_DEFAULTS: dict[str, Any] = {
-    "poll_seconds": 5.0,  # how often each worker reads the `champion` alias
-    "cache_versions": 3,  # pinned versions kept loaded per worker (LRU), besides the champion
-    "max_upload_mb": 20,  # one request body
-    "max_pages": 50,  # pages per upload, all documents together
-    "request_timeout_s": 60.0,  # a request still working after this answers 504
-    "max_batch_size": 64,  # documents per batched inference call
-    "max_latency_ms": 5.0,  # longest wait for more requests to join a batch
-    "min_labels": None,  # labels the first round needs; only used in the "no model yet" message
-}
 
 
 @dataclass(frozen=True)
@@ -34,51 +22,34 @@ class ServeConfig:
     (``target_accuracy``, ``review_floor`` and the fallback ``review_threshold``, see
     :class:`pipelines.predict.ReviewRule`)."""
 
-    poll_seconds: float = SERVE_DEFAULTS["poll_seconds"]
-    cache_versions: int = SERVE_DEFAULTS["cache_versions"]
-    max_upload_mb: float = SERVE_DEFAULTS["max_upload_mb"]
-    max_pages: int = SERVE_DEFAULTS["max_pages"]
-    request_timeout_s: float = SERVE_DEFAULTS["request_timeout_s"]
-    max_batch_size: int = SERVE_DEFAULTS["max_batch_size"]
-    max_latency_ms: float = SERVE_DEFAULTS["max_latency_ms"]
-    min_labels: int | None = SERVE_DEFAULTS["min_labels"]
-    review_threshold: float = _REVIEW.fallback
-    target_accuracy: float = _REVIEW.target_accuracy
-    review_floor: float = _REVIEW.floor
+    # No defaults: the values are params.yaml's serve: and predict: sections (from_params).
+    poll_seconds: float  # how often each worker reads the `champion` alias
+    cache_versions: int  # pinned versions kept loaded per worker (LRU), besides the champion
+    max_upload_mb: float  # one request body
+    max_pages: int  # pages per upload, all documents together
+    request_timeout_s: float  # a request still working after this answers 504
+    max_batch_size: int  # documents per batched inference call
+    max_latency_ms: float  # longest wait for more requests to join a batch
+    min_labels: int | None  # labels the first round needs; only used in the "no model yet" message
+    review_threshold: float
+    target_accuracy: float
+    review_floor: float
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ServeConfig:
-        """Build from a loaded params.yaml.
+        """Build from a loaded params.yaml (its ``serve:`` and ``predict:`` sections).
 
         Raises:
-            ValueError: an unknown key in ``serve:`` or a value out of range.
+            ParamsError: a key of either section is unknown, missing, mistyped or out of range.
         """
-        serve = dict(params.get("serve") or {})
-        unknown = sorted(set(serve) - set(SERVE_DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown} in params serve:: expected some of {sorted(SERVE_DEFAULTS)}")
-        values = {**SERVE_DEFAULTS, **serve}
+        serve = validate_section(ServeParams, params.get("serve"), "serve")
         review = ReviewRule.from_params(params.get("predict"))
-        config = cls(
-            poll_seconds=float(values["poll_seconds"]),
-            cache_versions=int(values["cache_versions"]),
-            max_upload_mb=float(values["max_upload_mb"]),
-            max_pages=int(values["max_pages"]),
-            request_timeout_s=float(values["request_timeout_s"]),
-            max_batch_size=int(values["max_batch_size"]),
-            max_latency_ms=float(values["max_latency_ms"]),
-            min_labels=None if values["min_labels"] is None else int(values["min_labels"]),
+        return cls(
+            **serve.model_dump(),
             review_threshold=review.fallback,
             target_accuracy=review.target_accuracy,
             review_floor=review.floor,
         )
-        for field in fields(config):
-            value = getattr(config, field.name)
-            if field.name in ("min_labels", "review_threshold", "target_accuracy", "review_floor"):
-                continue
-            if value is None or value <= 0:
-                raise ValueError(f"params serve.{field.name} is {value}: expected a positive number")
-        return config
 
     @property
     def max_upload_bytes(self) -> int:

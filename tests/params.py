@@ -48,3 +48,17 @@ def ingest_limits(**overrides: Any) -> Any:
     from pipelines.ingest import Limits
 
     return replace(Limits.from_params(PARAMS["ingest"]), **overrides)
+
+
+def review_rule(**overrides: Any) -> Any:
+    """:class:`pipelines.predict.ReviewRule` from ``predict:`` with ``overrides`` (its field names)."""
+    from pipelines.predict import ReviewRule
+
+    return replace(ReviewRule.from_params(PARAMS["predict"]), **overrides)
+
+
+def serve_config(**overrides: Any) -> Any:
+    """:class:`serving.postprocess.ServeConfig` from ``serve:`` and ``predict:`` with ``overrides``."""
+    from serving.postprocess import ServeConfig
+
+    return replace(ServeConfig.from_params(PARAMS), **overrides)

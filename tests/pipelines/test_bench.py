@@ -38,6 +38,7 @@ from pipelines.extract import ExtractConfig
 from pipelines.models import make_candidate
 from pipelines.models.base import PageMixin
 from pipelines.predict import ReviewRule
+from tests.params import review_rule
 from tests.pipelines._docs import CLASSES, make_doc, make_docs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,10 +389,10 @@ def test_accuracy_module_calls_the_shipped_prediction_code(monkeypatch):
         docs,
         labels,
         splits,
-        {"review_threshold": 0.25},
+        {**PARAMS["predict"], "review_threshold": 0.25},
         log=lambda _: None,
     )
-    assert calls == [ReviewRule(fallback=0.25)] and outcomes[0].needs_review == [True] * len(splits[0].test)
+    assert calls == [review_rule(fallback=0.25)] and outcomes[0].needs_review == [True] * len(splits[0].test)
 
 
 def test_docclass_bench_prints_the_tables_and_the_targets(tmp_path, monkeypatch):

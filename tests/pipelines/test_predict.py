@@ -189,13 +189,14 @@ def test_the_rule_comes_from_params_with_clear_errors():
         params["review_floor"],
         params["review_threshold"],
     )
-    assert ReviewRule.from_params({"review_threshold": 0.7}) == ReviewRule(fallback=0.7)
-    with pytest.raises(ValueError, match=r"predict.target_accuracy is 0.0: expected a share in \(0, 1\]"):
-        ReviewRule.from_params({"target_accuracy": 0})
-    with pytest.raises(ValueError, match=r"predict.review_floor is 1.5: expected a probability in \[0, 1\]"):
-        ReviewRule.from_params({"review_floor": 1.5})
-    with pytest.raises(ValueError, match="predict.review_threshold is 'high': expected a number"):
-        ReviewRule.from_params({"review_threshold": "high"})
+    with pytest.raises(ValueError, match=r"predict.target_accuracy: expected a number > 0, found 0"):
+        ReviewRule.from_params({**params, "target_accuracy": 0})
+    with pytest.raises(ValueError, match=r"predict.review_floor: expected a number <= 1, found 1.5"):
+        ReviewRule.from_params({**params, "review_floor": 1.5})
+    with pytest.raises(ValueError, match="predict.review_threshold: expected a number, found 'high'"):
+        ReviewRule.from_params({**params, "review_threshold": "high"})
+    with pytest.raises(ValueError, match="predict.review_floor: missing key"):
+        ReviewRule.from_params({"review_threshold": 0.7, "target_accuracy": 0.9})
 
 
 def test_predict_documents_applies_the_model_own_learned_threshold(batch):

@@ -25,6 +25,7 @@ from pipelines.models.base import PageMixin
 from pipelines.models.stack import best_binary_threshold
 from pipelines.params import load_params
 from pipelines.predict import ReviewRule, predict_documents
+from tests.params import review_rule
 from tests.pipelines._docs import CLASSES, make_docs
 
 PARAMS = load_params()
@@ -270,7 +271,7 @@ def test_page_probabilities_go_through_the_views_and_the_meta_model(fitted: Stac
     np.testing.assert_allclose(pages[0], fitted.predict_proba(single[:1]), atol=1e-9)
     for rows in pages[:-1]:
         np.testing.assert_allclose(rows.sum(axis=1), 1.0)
-    out = predict_documents(fitted, [*single, *multi, empty], ReviewRule())
+    out = predict_documents(fitted, [*single, *multi, empty], review_rule())
     assert [r["n_pages"] for r in out] == [1, 1, 1, 3, 3, 3, 0]
     assert [p.shape for p in fitted.predict_pages_proba([empty, empty])] == [(0, 3), (0, 3)]
 
@@ -320,7 +321,7 @@ def test_the_stack_saves_and_loads_through_the_verified_path(
     assert isinstance(loaded, StackClassifier) and read["candidate"] == "stack"
     np.testing.assert_allclose(loaded.predict_proba(test), fitted.predict_proba(test))
     np.testing.assert_array_equal(loaded.oof_confidence_, fitted.oof_confidence_)
-    assert ReviewRule().threshold(loaded) == ReviewRule().threshold(fitted)
+    assert review_rule().threshold(loaded) == review_rule().threshold(fitted)
 
 
 def test_train_best_cross_validates_the_stack_like_any_candidate(data) -> None:

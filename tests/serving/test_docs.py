@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from serving.docs import EXAMPLE_ANSWER, FORM_FIELDS, render_page, statuses
-from serving.postprocess import ServeConfig
+from tests.params import serve_config
 
 SERVING = Path(__file__).parents[2] / "serving"
 # Statuses BentoML answers itself: 200 (the API's return value) and 500 (an unexpected exception).
@@ -56,7 +56,7 @@ def test_the_scan_finds_the_statuses_of_the_service() -> None:
 
 
 def test_every_status_the_service_answers_is_documented_and_no_other() -> None:
-    documented = {status.code for status in statuses(ServeConfig())}
+    documented = {status.code for status in statuses(serve_config())}
     found = answered_statuses()
     undocumented = {code: found[code] for code in sorted(set(found) - documented)}
     assert not undocumented, f"statuses answered but not in serving.docs.statuses(): {undocumented}"
@@ -102,7 +102,7 @@ def local(url: str) -> bool:
 
 
 def test_the_page_loads_nothing_from_outside() -> None:
-    page = render_page(ServeConfig(), "http://127.0.0.1:3000/")
+    page = render_page(serve_config(), "http://127.0.0.1:3000/")
     parser = Loads()
     parser.feed(page)
     assert "/ui/static/api.css" in parser.loads
@@ -114,7 +114,7 @@ def test_the_page_loads_nothing_from_outside() -> None:
 
 
 def test_the_page_explains_classify() -> None:
-    config = ServeConfig(max_upload_mb=7, max_pages=9, request_timeout_s=33, review_threshold=0.55)
+    config = serve_config(max_upload_mb=7, max_pages=9, request_timeout_s=33, review_threshold=0.55)
     page = render_page(config, "http://10.1.2.3:3123/")
     text = re.sub(r"<[^>]+>", "", page).replace("&amp;", "&").replace("&quot;", '"')
     for needle in [
@@ -151,7 +151,7 @@ def test_the_page_explains_classify() -> None:
 
 
 def test_the_page_escapes_the_address_it_was_called_at() -> None:
-    page = render_page(ServeConfig(), 'http://evil"><script>alert(1)</script>/')
+    page = render_page(serve_config(), 'http://evil"><script>alert(1)</script>/')
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
@@ -166,7 +166,7 @@ def test_openapi_describes_docclass() -> None:
     assert "http" not in info["description"]  # no badges or links to outside
     assert "/classify" in info["description"] and "Authorization: Bearer" in info["description"]
     post = spec["paths"]["/classify"]["post"]
-    codes = {str(status.code) for status in statuses(ServeConfig()) if "/classify" in status.routes}
+    codes = {str(status.code) for status in statuses(serve_config()) if "/classify" in status.routes}
     assert set(post["responses"]) == codes
     assert post["responses"]["200"]["content"]["application/json"]["example"] == EXAMPLE_ANSWER
     [form] = post["requestBody"]["content"].values()

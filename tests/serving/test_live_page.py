@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from serving.docs import EXAMPLE_ANSWER, VERSIONS_EXAMPLE, statuses
-from serving.postprocess import ServeConfig
+from tests.params import serve_config
 from tests.serving.conftest import World, zip_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -252,7 +252,7 @@ def test_the_api_page_explains_the_api_and_loads_nothing_from_outside(
             shown = {
                 int(row.get_attribute("data-status")) for row in page.query_selector_all("tr[data-status]")
             }
-            assert shown == {status.code for status in statuses(ServeConfig())}
+            assert shown == {status.code for status in statuses(serve_config())}
             # This server's limits (serve.max_upload_mb: 5 in the test params) are in the examples.
             assert "the limit is 5 MB per request" in page.inner_text("#statuses")
             # The stylesheet really applied (so the request log below is not empty by accident).

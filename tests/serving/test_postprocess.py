@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,21 +23,27 @@ from serving.postprocess import (
     thumbnail_data_uri,
     upload_name,
 )
+from tests.params import PARAMS
 
 
-def test_config_defaults_overrides_and_errors() -> None:
+def test_config_from_params_and_errors() -> None:
+    def params(serve: dict[str, Any], predict: dict[str, Any]) -> dict[str, Any]:
+        return {"serve": {**PARAMS["serve"], **serve}, "predict": {**PARAMS["predict"], **predict}}
+
     config = ServeConfig.from_params(
-        {"serve": {"poll_seconds": 2, "max_upload_mb": 1}, "predict": {"review_threshold": 0.7, "target_accuracy": 0.95}}
+        params({"poll_seconds": 2, "max_upload_mb": 1}, {"review_threshold": 0.7, "target_accuracy": 0.95})
     )
     assert config.poll_seconds == 2.0 and config.max_upload_bytes == 1024 * 1024 and config.review_threshold == 0.7
-    assert config.review == ReviewRule(target_accuracy=0.95, fallback=0.7)
-    with pytest.raises(ValueError, match=r"predict.target_accuracy is 2.0: expected a share in \(0, 1\]"):
-        ServeConfig.from_params({"predict": {"target_accuracy": 2}})
-    assert ServeConfig.from_params({}).cache_versions == 3
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['pol_seconds'\]"):
-        ServeConfig.from_params({"serve": {"pol_seconds": 1}})
-    with pytest.raises(ValueError, match="serve.max_pages is 0: expected a positive number"):
-        ServeConfig.from_params({"serve": {"max_pages": 0}})
+    assert config.review == ReviewRule(0.95, PARAMS["predict"]["review_floor"], 0.7)
+    assert ServeConfig.from_params(PARAMS).cache_versions == PARAMS["serve"]["cache_versions"]
+    with pytest.raises(ValueError, match=r"predict.target_accuracy: expected a number <= 1, found 2"):
+        ServeConfig.from_params(params({}, {"target_accuracy": 2}))
+    with pytest.raises(ValueError, match=r"serve.pol_seconds: unknown key; expected one of poll_seconds"):
+        ServeConfig.from_params(params({"pol_seconds": 1}, {}))
+    with pytest.raises(ValueError, match=r"serve.max_pages: expected a number > 0, found 0"):
+        ServeConfig.from_params(params({"max_pages": 0}, {}))
+    with pytest.raises(ValueError, match=r"serve: missing section"):
+        ServeConfig.from_params({"predict": PARAMS["predict"]})
 
 
 def test_document_answer_carries_the_model_review_decision_and_the_top_three() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.ingest import IngestError
-from pipelines.ocr_lang import AUTO, LATIN, OcrLanguages, ScriptDetection
+from pipelines.ocr_lang import LATIN, OcrLanguages, ScriptDetection
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def _ocr_once(
     return _words_and_confidence(data)
 
 
-def detect_script(image: Image.Image, deadline: _Deadline | None = None) -> ScriptDetection | None:
+def detect_script(image: Image.Image, deadline: _Deadline) -> ScriptDetection | None:
     """Tesseract OSD of a page (rotation and script, one call), or None if undecidable.
 
     Raises:
@@ -237,7 +237,6 @@ def detect_script(image: Image.Image, deadline: _Deadline | None = None) -> Scri
     """
     import pytesseract
 
-    deadline = deadline or _Deadline(DEFAULT_TIMEOUT_S)
     try:
         osd = _tesseract(deadline, pytesseract.image_to_osd, image, output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractError as error:  # "Too few characters" on sparse pages
@@ -338,14 +337,8 @@ def rotate_clockwise(image: Image.Image, degrees: int) -> Image.Image:
     return image.transpose(transpose[degrees])
 
 
-DEFAULT_TIMEOUT_S = 30.0  # = params extract.ocr_timeout_s; for callers outside extraction
-
-
 def ocr_image(
-    image: Image.Image,
-    lang: str | OcrLanguages = AUTO,
-    min_confidence: float = 60.0,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    image: Image.Image, lang: str | OcrLanguages, min_confidence: float, timeout_s: float
 ) -> OcrResult:
     """OCR one page image; when confidence is low, detect the orientation and retry upright.
 
@@ -358,8 +351,8 @@ def ocr_image(
 
     Args:
         image: page image (any mode; converted to grayscale).
-        lang: fixed Tesseract language code(s), e.g. "eng" or "eng+deu"; "auto" or :class:`OcrLanguages` to
-            choose them per page.
+        lang: fixed Tesseract language code(s), e.g. "eng" or "eng+deu"; or :class:`OcrLanguages` (from
+            ``ExtractConfig.ocr_languages()``) to choose them per page with ``auto``.
         min_confidence: mean word confidence (0-100) under which orientation detection runs.
         timeout_s: time for the whole page, all passes together; the running Tesseract process is killed then.
 
@@ -373,7 +366,7 @@ def ocr_image(
         pytesseract.TesseractError: Tesseract failed on the image.
     """
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    languages = lang if isinstance(lang, OcrLanguages) else OcrLanguages(lang=lang)
+    languages = lang if isinstance(lang, OcrLanguages) else OcrLanguages(lang, (), ())
     deadline = _Deadline(timeout_s)
     gray = image.convert("L")
     osd = _PageOsd(gray, deadline)

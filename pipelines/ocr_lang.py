@@ -24,24 +24,6 @@ LATIN = "Latin"
 
 Pairs = tuple[tuple[str, str], ...]
 
-# = params extract.ocr_scripts: Tesseract OSD script name -> Tesseract languages for a page in that script.
-DEFAULT_SCRIPTS: Pairs = (
-    ("Arabic", "ara+eng"),
-    ("Cyrillic", "rus+eng"),
-    ("Greek", "ell+eng"),
-    ("Hebrew", "heb+eng"),
-    ("Latin", "eng"),
-)
-# = params extract.ocr_latin_languages: language recognised from a Latin reading -> Tesseract languages to re-read.
-DEFAULT_LATIN_LANGUAGES: Pairs = (
-    ("deu", "deu+eng"),
-    ("fra", "fra+eng"),
-    ("ita", "ita+eng"),
-    ("nld", "nld+eng"),
-    ("por", "por+eng"),
-    ("spa", "spa+eng"),
-)
-
 # Function words of each Latin-script language, accents removed (an English reading drops them or reads them
 # wrongly), two letters or more (single letters are too often OCR noise). They name the language of a page read
 # with English and tell a Latin reading from Cyrillic or Greek read as Latin letters.
@@ -185,9 +167,11 @@ class OcrLanguages:
         ValueError: a setting that is not of the expected form (said which and how).
     """
 
-    lang: str = AUTO
-    scripts: Pairs = DEFAULT_SCRIPTS
-    latin: Pairs = DEFAULT_LATIN_LANGUAGES
+    # No defaults: the settings are params.yaml's (ExtractConfig.ocr_languages()); fixed languages need no
+    # script settings: OcrLanguages("eng+deu", (), ()).
+    lang: str
+    scripts: Pairs
+    latin: Pairs
     _scripts: dict[str, str] = field(init=False, repr=False, compare=False)
     _latin: dict[str, str] = field(init=False, repr=False, compare=False)
 

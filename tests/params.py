@@ -62,3 +62,11 @@ def serve_config(**overrides: Any) -> Any:
     from serving.postprocess import ServeConfig
 
     return replace(ServeConfig.from_params(PARAMS), **overrides)
+
+
+def ocr_read(image: Any, lang: str = "auto") -> Any:
+    """:func:`pipelines.ocr.ocr_image` with the ``extract:`` OCR settings (``ocr_lang`` replaced by ``lang``)."""
+    from pipelines.ocr import ocr_image
+
+    config = extract_config(ocr_lang=lang)
+    return ocr_image(image, config.ocr_languages(), config.ocr_min_confidence, config.ocr_timeout_s)

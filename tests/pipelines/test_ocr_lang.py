@@ -14,26 +14,23 @@ from typing import Any
 
 import pytesseract
 import pytest
-import yaml
 from PIL import Image, ImageDraw, ImageFont, features
 
 from pipelines import ocr
 from pipelines.document import Document
 from pipelines.extract import ExtractConfig, extract_documents
 from pipelines.ingest import RawDocument, sha256_of
-from pipelines.ocr import OcrResult, OcrUnavailableError, ocr_image
+from pipelines.ocr import OcrResult, OcrUnavailableError
 from pipelines.ocr_lang import (
-    DEFAULT_LATIN_LANGUAGES,
-    DEFAULT_SCRIPTS,
     OcrLanguages,
     ScriptDetection,
     guess_latin_language,
-    language_pairs,
     looks_latin,
 )
-from tests.params import PARAMS, extract_config, ingest_limits
+from tests.params import PARAMS, extract_config, ingest_limits, ocr_read
 
 ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = extract_config().ocr_languages()  # params.yaml's extract: language settings
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 # Four lines of an invoice per language; the words each reading must contain; the languages it must be read with.
@@ -174,7 +171,7 @@ def page(language: str, rotate: int = 0) -> Image.Image:
 
 @functools.cache
 def read(language: str, lang: str = "auto") -> OcrResult:
-    return ocr_image(page(language), lang)
+    return ocr_read(page(language), lang)
 
 
 class Spy:
@@ -214,7 +211,7 @@ def test_each_script_and_language_is_read_with_its_languages(language: str) -> N
 @pytest.mark.integration
 def test_a_fixed_language_skips_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = Spy(monkeypatch)
-    result = ocr_image(page("heb"), "eng")
+    result = ocr_read(page("heb"), "eng")
     assert result.languages == "eng"
     assert set(spy.readings) == {"eng"}, "a fixed language must never be switched for the page's script"
     assert not any(word in result.text for word in PAGES["heb"][1])
@@ -224,7 +221,7 @@ def test_a_fixed_language_skips_detection(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize("language", ["eng", "deu"])
 def test_a_latin_page_read_well_never_runs_osd(monkeypatch: pytest.MonkeyPatch, language: str) -> None:
     spy = Spy(monkeypatch)
-    result = ocr_image(page(language), "auto")
+    result = ocr_read(page(language))
     assert spy.osd == 0
     # English: one pass, as before languages were chosen per page; German: read again with deu+eng.
     assert spy.readings == (["eng"] if language == "eng" else ["eng", "deu+eng"])
@@ -236,7 +233,7 @@ def test_one_osd_call_gives_orientation_and_script_of_an_upside_down_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spy = Spy(monkeypatch)
-    result = ocr_image(page("rus", rotate=180), "auto")
+    result = ocr_read(page("rus", rotate=180))
     assert spy.osd == 1
     assert result.rotation == 180 and result.languages == "rus+eng"
     assert all(word in result.text for word in PAGES["rus"][1]), result.text
@@ -250,7 +247,7 @@ def test_missing_language_data_is_named(monkeypatch: pytest.MonkeyPatch) -> None
         with pytest.raises(
             OcrUnavailableError, match=r"Hebrew script.*\['heb'\] is not installed.*tesseract-ocr-heb"
         ):
-            ocr_image(page("heb"), "auto")
+            ocr_read(page("heb"))
     finally:
         ocr._installed_languages.cache_clear()
 
@@ -314,11 +311,11 @@ def test_languages_follow_the_script_then_the_latin_language(
     script: str | None, text: str, expected: str
 ) -> None:
     found = detection(script) if script is not None else None
-    assert OcrLanguages().choose(found, text) == expected
+    assert LANGUAGES.choose(found, text) == expected
 
 
 def test_a_fixed_language_is_kept_whatever_the_page() -> None:
-    fixed = OcrLanguages(lang="eng+deu")
+    fixed = OcrLanguages("eng+deu", (), ())
     assert not fixed.auto and fixed.first == "eng+deu"
     assert fixed.choose(detection("Hebrew"), "Facture pour le client de la société") == "eng+deu"
     assert not fixed.needs_script(*CYRILLIC_AS_LATIN, 60.0)
@@ -327,7 +324,7 @@ def test_a_fixed_language_is_kept_whatever_the_page() -> None:
 
 @pytest.mark.parametrize("language", list(PAGES))
 def test_the_latin_language_is_recognised_from_its_common_words(language: str) -> None:
-    expected = language if language in dict(DEFAULT_LATIN_LANGUAGES) or language == "eng" else None
+    expected = language if language in dict(LANGUAGES.latin) or language == "eng" else None
     assert guess_latin_language(" ".join(PAGES[language][0])) == expected
 
 
@@ -349,11 +346,11 @@ def test_english_reading_of_umlauts_still_names_german() -> None:
 )
 def test_only_a_plainly_latin_reading_spares_osd(text: str, confidence: float, latin: bool) -> None:
     assert looks_latin(text, confidence) is latin
-    assert OcrLanguages().needs_script(text, confidence, 60.0) is not latin
+    assert LANGUAGES.needs_script(text, confidence, 60.0) is not latin
 
 
 def test_a_poor_reading_always_asks_osd_for_the_script() -> None:
-    assert OcrLanguages().needs_script("Invoice for the customer of the company and the tax", 45.0, 60.0)
+    assert LANGUAGES.needs_script("Invoice for the customer of the company and the tax", 45.0, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -381,53 +378,32 @@ def test_a_poor_reading_always_asks_osd_for_the_script() -> None:
 )
 def test_malformed_language_settings_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        OcrLanguages(**settings)
+        OcrLanguages(**{"lang": "auto", "scripts": LANGUAGES.scripts, "latin": LANGUAGES.latin, **settings})
 
 
 def test_a_fixed_language_needs_no_latin_script_entry() -> None:
-    assert OcrLanguages(lang="eng", scripts=(("Cyrillic", "rus"),)).first == "eng"
+    assert OcrLanguages("eng", (("Cyrillic", "rus"),), ()).first == "eng"
 
 
-def test_every_language_the_defaults_use() -> None:
-    assert OcrLanguages().codes() == [
-        "ara",
-        "deu",
-        "ell",
-        "eng",
-        "fra",
-        "heb",
-        "ita",
-        "nld",
-        "por",
-        "rus",
-        "spa",
-    ]
-
-
-def test_params_yaml_language_settings_are_the_defaults() -> None:
-    extract = yaml.safe_load((ROOT / "params.yaml").read_text())["extract"]
-    config = ExtractConfig.from_params(extract)
-    assert config.ocr_lang == extract_config().ocr_lang == "auto"
-    assert (
-        config.ocr_scripts == DEFAULT_SCRIPTS == language_pairs(extract["ocr_scripts"], "extract.ocr_scripts")
-    )
-    assert config.ocr_latin_languages == DEFAULT_LATIN_LANGUAGES
-    assert config.ocr_languages() == OcrLanguages()
+def test_every_language_the_settings_use() -> None:
+    languages = OcrLanguages("auto", (("Latin", "eng"), ("Cyrillic", "rus+eng")), (("deu", "deu+eng"),))
+    assert languages.codes() == ["deu", "eng", "rus"]
+    assert OcrLanguages("eng+fra", (), ()).codes() == ["eng", "fra"]
 
 
 def test_the_extraction_cache_key_follows_the_language_settings() -> None:
     default = extract_config()
     changed = [
         extract_config(ocr_lang="eng"),
-        extract_config(ocr_scripts={**dict(DEFAULT_SCRIPTS), "Cyrillic": "rus+ukr+eng"}),
+        extract_config(ocr_scripts={**dict(LANGUAGES.scripts), "Cyrillic": "rus+ukr+eng"}),
         extract_config(ocr_latin_languages={"deu": "deu+eng"}),
     ]
     keys = {default.cache_key(), *(config.cache_key() for config in changed)}
     assert len(keys) == 4
     # The same settings written as a mapping or as pairs, in any order, are the same settings.
     for same in (
-        extract_config(ocr_scripts=tuple(reversed(DEFAULT_SCRIPTS))),
-        ExtractConfig.from_params({**PARAMS["extract"], "ocr_scripts": dict(reversed(DEFAULT_SCRIPTS))}),
+        extract_config(ocr_scripts=tuple(reversed(LANGUAGES.scripts))),
+        ExtractConfig.from_params({**PARAMS["extract"], "ocr_scripts": dict(reversed(LANGUAGES.scripts))}),
     ):
         assert same.cache_key() == default.cache_key() and same == default
 
@@ -442,5 +418,5 @@ def test_make_install_installs_every_language_of_the_defaults() -> None:
     line = re.search(r"^APT_PACKAGES := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE)
     assert line is not None, "Makefile: expected an APT_PACKAGES := ... line"
     packages = set(line.group(1).replace("\\\n", " ").split())
-    assert {f"tesseract-ocr-{code}" for code in OcrLanguages().codes()} <= packages
+    assert {f"tesseract-ocr-{code}" for code in LANGUAGES.codes()} <= packages
     assert {"fonts-dejavu-core", "libfribidi0"} <= packages

@@ -82,7 +82,6 @@ def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Pat
     from pipelines.samples import generate_corpus
 
     params = load_params(params_path)
-    params.setdefault("serve", {})
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     corpus = root / "corpus"

@@ -342,9 +342,10 @@ def learning_curve(
     make_model_by_name: Mapping[str, Callable[[], Estimator]],
     docs: Sequence[Document],
     labels: Sequence[str],
-    sizes: Sequence[int] = (5, 10, 15),
-    draws: int = 3,
-    seed: int = 42,
+    *,
+    sizes: Sequence[int],
+    draws: int,
+    seed: int,
 ) -> list[dict[str, Any]]:
     """Accuracy and macro-F1 of each candidate when trained on n documents per class.
 

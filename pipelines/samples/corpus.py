@@ -25,7 +25,7 @@ def generate_corpus(
     *,
     per_class: int,
     seed: int,
-    scanned_share: float = 0.3,
+    scanned_share: float,  # params.yaml sample.scanned_share for the demo and DVC corpus
     classes: Sequence[str] = CLASSES,
     layout: str = "folders",
 ) -> list[dict]:

@@ -234,13 +234,22 @@ NOWHERE = Path("/nonexistent/never-written")
             lambda: make_document("w9", _rng(0), kind="scanned", rotation=45),
             r"rotation must be one of 0, 90, 180, 270 \(degrees clockwise\): got 45",
         ),
-        (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, classes=("w9", "w2")), r"unknown class 'w2'"),
-        (lambda: generate_corpus(NOWHERE, per_class=1, seed=0, layout="flat"), r"unknown layout 'flat'"),
+        (
+            lambda: generate_corpus(NOWHERE, per_class=1, seed=0, scanned_share=0.0, classes=("w9", "w2")),
+            r"unknown class 'w2'",
+        ),
+        (
+            lambda: generate_corpus(NOWHERE, per_class=1, seed=0, scanned_share=0.0, layout="flat"),
+            r"unknown layout 'flat'",
+        ),
         (
             lambda: generate_corpus(NOWHERE, per_class=1, seed=0, scanned_share=1.5),
             r"scanned_share must be between 0 and 1: got 1.5",
         ),
-        (lambda: generate_corpus(NOWHERE, per_class=-1, seed=0), r"per_class must be >= 0: got -1"),
+        (
+            lambda: generate_corpus(NOWHERE, per_class=-1, seed=0, scanned_share=0.0),
+            r"per_class must be >= 0: got -1",
+        ),
         (lambda: make_bundle([]), r"make_bundle needs at least one part"),
         (lambda: make_bundle([b"GIF89a not supported"]), r"part 0 is not a PDF, PNG, JPEG or TIFF file"),
     ],

@@ -245,7 +245,7 @@ def detect_script(image: Image.Image, deadline: _Deadline) -> ScriptDetection | 
     return ScriptDetection.from_osd(osd)
 
 
-def detect_rotation(image: Image.Image, deadline: _Deadline | None = None) -> int | None:
+def detect_rotation(image: Image.Image, deadline: _Deadline) -> int | None:
     """Clockwise degrees that make the page upright according to Tesseract OSD, or None if undecidable.
 
     Raises:

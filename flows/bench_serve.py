@@ -88,7 +88,9 @@ def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Pat
     generate_corpus(corpus, per_class=6, seed=5, scanned_share=0.0)
     scans = root / "scans"
     generate_corpus(scans, per_class=2, seed=6, scanned_share=1.0)
-    data = load_labeled_documents(corpus, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"]))
+    data = load_labeled_documents(
+        corpus, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"])
+    )
     model = make_candidate("text", params["train"], seed=int(params["seed"])).fit(data.documents, data.labels)
     save_model(model, root / "model", {})
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -143,7 +145,11 @@ async def load(url: str, name: str, data: bytes, concurrency: int, seconds: floa
     latencies.sort()
 
     def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1) if latencies else float("nan")
+        return (
+            round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+            if latencies
+            else float("nan")
+        )
 
     return {
         "concurrency": concurrency,
@@ -180,8 +186,12 @@ def main() -> None:
         env.pop("DOCCLASS_API_KEY", None)
         url = f"http://127.0.0.1:{port}"
         with running_service(root / "serving", port, args.workers, env) as pid:
-            results: dict[str, Any] = {"workers": args.workers, "seconds_per_setting": args.seconds,
-                                       "cpus": os.cpu_count(), "rss_idle_mb": tree_rss_mb(pid)}
+            results: dict[str, Any] = {
+                "workers": args.workers,
+                "seconds_per_setting": args.seconds,
+                "cpus": os.cpu_count(),
+                "rss_idle_mb": tree_rss_mb(pid),
+            }
             for label, path in (("born_digital_pdf", pdf), ("scanned_page", scan)):
                 data = path.read_bytes()
                 asyncio.run(load(url, path.name, data, 2, 1.0))  # warm-up
@@ -190,8 +200,11 @@ def main() -> None:
                     row = asyncio.run(load(url, path.name, data, level, args.seconds))
                     row["rss_mb"] = tree_rss_mb(pid)
                     rows.append(row)
-                    print(f"{label:17s} c={level:<3d} {row['rps']:7.1f} rps  p50 {row['p50_ms']:7.1f} ms  "
-                          f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  rss {row['rss_mb']} MB", flush=True)
+                    print(
+                        f"{label:17s} c={level:<3d} {row['rps']:7.1f} rps  p50 {row['p50_ms']:7.1f} ms  "
+                        f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  rss {row['rss_mb']} MB",
+                        flush=True,
+                    )
                 results[label] = {"file": path.name, "bytes": len(data), "levels": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

@@ -112,13 +112,12 @@ def extract_inputs(
     raws = [entry for group in expanded for entry in group if isinstance(entry, RawDocument)]
     extracted = iter(extract_documents(raws, config, limits, cache=cache, cancel=cancel) if raws else [])
     return [
-        [next(extracted) if isinstance(entry, RawDocument) else entry for entry in group] for group in expanded
+        [next(extracted) if isinstance(entry, RawDocument) else entry for entry in group]
+        for group in expanded
     ]
 
 
-def classify(
-    model: Any, documents: Sequence[Document], review: ReviewRule | float
-) -> list[Classified]:
+def classify(model: Any, documents: Sequence[Document], review: ReviewRule | float) -> list[Classified]:
     """Classify extracted documents in one batched model call (see :func:`pipelines.predict.predict_documents`;
     ``review`` is the review rule of params ``predict:``, or a fixed threshold)."""
     predictions = predict_documents(model, documents, review)

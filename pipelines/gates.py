@@ -56,7 +56,9 @@ def forward_accuracy(
     Raises:
         ValueError: the sequences differ in length.
     """
-    if len(champion_pred) != len(y_true) or (candidate_pred is not None and len(candidate_pred) != len(y_true)):
+    if len(champion_pred) != len(y_true) or (
+        candidate_pred is not None and len(candidate_pred) != len(y_true)
+    ):
         raise ValueError(
             f"expected one prediction per new document ({len(y_true)}), found {len(champion_pred)} champion and "
             f"{'no' if candidate_pred is None else len(candidate_pred)} candidate predictions"
@@ -121,7 +123,9 @@ def check_gates(
         for label in sorted(per_class):
             recall = _number(per_class[label], "recall") if isinstance(per_class[label], Mapping) else None
             if recall is None:
-                reasons.append(f"recall of class {label!r} missing: expected >= {limits['min_class_recall']:.3f}")
+                reasons.append(
+                    f"recall of class {label!r} missing: expected >= {limits['min_class_recall']:.3f}"
+                )
             elif recall < limits["min_class_recall"]:
                 reasons.append(
                     f"recall of class {label!r} {recall:.3f} below the floor {limits['min_class_recall']:.3f}"

@@ -260,9 +260,7 @@ def run(
                 models[name] = factories[name]().fit(docs, labels)
             except (CandidateUnavailable, ValueError) as error:
                 log(f"  {name} not timed: {getattr(error, 'reason', error)}")
-        results["speed"] = speed.measure_speed(
-            _raw_documents(corpus, limits), config, limits, models, review
-        )
+        results["speed"] = speed.measure_speed(_raw_documents(corpus, limits), config, limits, models, review)
         timing["speed_seconds"] = time.perf_counter() - phase
     else:
         results["speed"] = None

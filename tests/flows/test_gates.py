@@ -29,7 +29,11 @@ def test_thresholds_give_reasons_with_expected_and_found():
 
 @pytest.mark.parametrize(
     "bad",
-    [{}, {"accuracy": 0.9, "macro_f1": 0.9}, {"accuracy": None, "macro_f1": float("nan"), "per_class": {"a": {}}}],
+    [
+        {},
+        {"accuracy": 0.9, "macro_f1": 0.9},
+        {"accuracy": None, "macro_f1": float("nan"), "per_class": {"a": {}}},
+    ],
 )
 def test_missing_metrics_fail_closed(bad):
     assert check_gates(bad, T)
@@ -49,7 +53,9 @@ def test_bad_thresholds_are_rejected():
 def test_regression_against_champion_on_same_data():
     assert check_gates(metrics(acc=0.9, f1=0.88), T, champion_metrics=metrics(acc=0.91, f1=0.89)) == []
     reasons = check_gates(metrics(acc=0.85, f1=0.88), T, champion_metrics=metrics(acc=0.9, f1=0.88))
-    assert reasons == ["accuracy 0.850 regresses against the champion's 0.900 on the same data (tolerance 0.020)"]
+    assert reasons == [
+        "accuracy 0.850 regresses against the champion's 0.900 on the same data (tolerance 0.020)"
+    ]
     assert check_gates(metrics(), T, champion_metrics={}) != []  # unmeasured champion: fail closed
 
 

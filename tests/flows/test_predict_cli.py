@@ -139,7 +139,9 @@ def test_missing_tesseract_rejects_scans_only(
     scan, digital, archive = tmp_path / "scan.png", tmp_path / "digital.pdf", tmp_path / "mixed.zip"
     scan.write_bytes(scanned_png(OK_WIDTH))
     digital.write_bytes(text_pdf())
-    archive.write_bytes(zip_of({"s.png": scanned_png(OK_WIDTH, height=750), "d.pdf": text_pdf("zipped text layer")}))
+    archive.write_bytes(
+        zip_of({"s.png": scanned_png(OK_WIDTH, height=750), "d.pdf": text_pdf("zipped text layer")})
+    )
     lines, _ = run_predict(cli["params"], model_dir, [scan, digital, archive])
     assert [line.get("error_type", "ok") for line in lines] == [
         "OcrUnavailableError",

@@ -20,7 +20,9 @@ def test_model_predictor_labels_documents_and_skips_unreadable(sample_corpus: Pa
     params = load_params()
     cache = tmp_path / "cache"
     dataset = load_labeled_documents(
-        sample_corpus, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"]),
+        sample_corpus,
+        ExtractConfig.from_params(params["extract"]),
+        Limits.from_params(params["ingest"]),
         cache=ExtractionCache(cache),
     )
     model = make_candidate("text", params["train"], 42).fit(dataset.documents, dataset.labels)

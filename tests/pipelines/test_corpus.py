@@ -27,7 +27,10 @@ def corpus(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Labele
     params = load_params()
     cache = ExtractionCache(tmp_path_factory.mktemp("corpus-cache"))
     return load_labeled_documents(
-        corpus_dir, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"]), cache=cache
+        corpus_dir,
+        ExtractConfig.from_params(params["extract"]),
+        Limits.from_params(params["ingest"]),
+        cache=cache,
     )
 
 

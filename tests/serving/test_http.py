@@ -60,7 +60,9 @@ def test_classifies_a_pdf_with_the_champion(client: TestClient, service_env: Wor
 def test_pinned_version_and_thumbnails(client: TestClient, service_env: World) -> None:
     path = service_env.doc("payslip")
     response = post(client, path.name, path.read_bytes(), version=f"1.{service_env.v2}", thumbnails="true")
-    query = client.post(f"/classify?version=1.{service_env.v2}", files={"file": (path.name, path.read_bytes())})
+    query = client.post(
+        f"/classify?version=1.{service_env.v2}", files={"file": (path.name, path.read_bytes())}
+    )
     assert query.json()["model_version"] == f"1.{service_env.v2}"
     body = response.json()
     assert response.status_code == 200, body
@@ -82,13 +84,21 @@ def test_zip_answers_per_document_and_reports_bad_members(client: TestClient, se
     assert [d["label"] for d in body["documents"]] == ["invoice", "w9"]
     assert [d["name"] for d in body["documents"]] == ["batch.zip/a/invoice.pdf", "batch.zip/w9.pdf"]
     reasons = {r["name"]: r["kind"] for r in body["rejected"]}
-    assert reasons == {"batch.zip/../../etc/w9.pdf": "UnsafeArchivePathError", "batch.zip/notes.txt": "UnsupportedTypeError"}
+    assert reasons == {
+        "batch.zip/../../etc/w9.pdf": "UnsafeArchivePathError",
+        "batch.zip/notes.txt": "UnsupportedTypeError",
+    }
 
 
 @pytest.mark.parametrize(
     ("name", "data", "status", "message"),
     [
-        ("report.exe", b"MZ\x90\x00" + b"\x00" * 100, 415, "unsupported file type 'application/x-msdownload'"),
+        (
+            "report.exe",
+            b"MZ\x90\x00" + b"\x00" * 100,
+            415,
+            "unsupported file type 'application/x-msdownload'",
+        ),
         ("empty.pdf", b"", 422, "is empty"),
         ("broken.pdf", b"%PDF-1.7\n1 0 obj <<", 422, "broken.pdf"),
     ],
@@ -121,8 +131,10 @@ def test_limits_on_upload_size_and_pages(client: TestClient, service_env: World)
     big = b"%PDF-1.4\n" + b"0" * (6 * 1024 * 1024)
     response = post(client, "big.pdf", big)
     assert response.status_code == 413 and "the limit is 5 MB" in response.json()["error"]
-    members = {f"d{i}.pdf": service_env.doc(label, i % 4).read_bytes() for i, label in
-               enumerate(["w9", "invoice", "payslip", "other", "1040"] * 3)}
+    members = {
+        f"d{i}.pdf": service_env.doc(label, i % 4).read_bytes()
+        for i, label in enumerate(["w9", "invoice", "payslip", "other", "1040"] * 3)
+    }
     response = post(client, "many.zip", zip_bytes(members))
     assert response.status_code == 413 and "the limit is 12 pages" in response.json()["error"]
 
@@ -158,7 +170,9 @@ def test_no_model_yet_is_a_503_saying_what_the_registry_holds(service_env: World
     labeling = service_env.root / "data" / "labeling"
     labeling.mkdir(parents=True, exist_ok=True)
     # The labeler's pull state may live on another machine: the service reads the registry, never this file.
-    (labeling / "pull-state.json").write_text('{"labels": {"1": {}, "2": {}, "3": {}, "4": {}, "5": {}, "6": {}, "7": {}}}')
+    (labeling / "pull-state.json").write_text(
+        '{"labels": {"1": {}, "2": {}, "3": {}, "4": {}, "5": {}, "6": {}, "7": {}}}'
+    )
     service_env.promote(None)
     try:
         with make_client() as c:
@@ -183,7 +197,9 @@ def test_api_key(service_env: World, monkeypatch: pytest.MonkeyPatch) -> None:
         assert c.get("/versions").status_code == 401
         wrong = c.post("/classify", files={"file": ("a.pdf", data)}, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        ok = c.post("/classify", files={"file": ("a.pdf", data)}, headers={"Authorization": "Bearer s3cret-key"})
+        ok = c.post(
+            "/classify", files={"file": ("a.pdf", data)}, headers={"Authorization": "Bearer s3cret-key"}
+        )
         assert ok.status_code == 200
         assert c.get("/livez").status_code == 200 and c.get("/ui").status_code == 200
 

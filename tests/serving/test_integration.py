@@ -95,7 +95,9 @@ def wait_until_served(server: str, version: str, timeout_s: float = 30.0) -> Non
     deadline = time.monotonic() + timeout_s
     streak = 0
     while streak < 20:
-        assert time.monotonic() < deadline, f"the service did not switch to {version} within {timeout_s:.0f} s"
+        assert time.monotonic() < deadline, (
+            f"the service did not switch to {version} within {timeout_s:.0f} s"
+        )
         served = httpx.get(f"{server}/versions", timeout=10).json()["worker"]["served"]
         streak = streak + 1 if served == version else 0
         if served != version:
@@ -111,16 +113,28 @@ def test_readme_service_examples_run(server: str, world: World, tmp_path: Path) 
 
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Classification service", 1)[1].split("\n## ", 1)[0]
-    shell, python = re.findall(r"```bash\n(.*?)```", section, re.S)[0], re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    shell, python = (
+        re.findall(r"```bash\n(.*?)```", section, re.S)[0],
+        re.findall(r"```python\n(.*?)```", section, re.S)[0],
+    )
     (tmp_path / "invoice.pdf").write_bytes(world.doc("invoice").read_bytes())
-    (tmp_path / "bundle.pdf").write_bytes(make_bundle([world.doc("w9").read_bytes(), world.doc("payslip").read_bytes()]))
+    (tmp_path / "bundle.pdf").write_bytes(
+        make_bundle([world.doc("w9").read_bytes(), world.doc("payslip").read_bytes()])
+    )
     port = server.rsplit(":", 1)[1]
     champion = f"1.{world.v2}"  # the champion the examples must meet (the first test leaves it there)
     world.promote(world.v2)
     wait_until_served(server, champion)
-    curls = [line.split("#")[0].strip().replace(":3000", f":{port}") for line in shell.splitlines() if line.startswith("curl ")]
+    curls = [
+        line.split("#")[0].strip().replace(":3000", f":{port}")
+        for line in shell.splitlines()
+        if line.startswith("curl ")
+    ]
     assert len(curls) == 3
-    outputs = [subprocess.run(["bash", "-c", c], cwd=tmp_path, capture_output=True, text=True, check=True).stdout for c in curls]
+    outputs = [
+        subprocess.run(["bash", "-c", c], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        for c in curls
+    ]
     first, pinned, versions = (json.loads(out) for out in outputs)
     # 1.2 was trained on shifted labels: its answer for an invoice is the shifted class.
     assert (first["model_version"], first["champion"], first["pinned"]) == (champion, champion, False)
@@ -134,7 +148,10 @@ def test_readme_service_examples_run(server: str, world: World, tmp_path: Path) 
     ]
     assert versions["worker"]["served"] == champion
     result = subprocess.run(
-        [sys.executable, "-c", python.replace(":3000", f":{port}")], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", python.replace(":3000", f":{port}")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:2] == [champion, world.shift["invoice"]]

@@ -22,6 +22,8 @@ class Page:
             already rotated upright when OCR detected a rotation.
         rotation: clockwise degrees (0, 90, 180, 270) that were applied to make the page upright.
         ocr_confidence: Tesseract's mean word confidence (0-100) for OCR pages, else None.
+        title: the page's title view (:mod:`pipelines.title`): its largest-set lines and its top band, from PDF
+            span sizes or Tesseract word heights; "" when the page has no text (or was extracted before titles).
     """
 
     index: int
@@ -30,6 +32,7 @@ class Page:
     image: np.ndarray
     rotation: int = 0
     ocr_confidence: float | None = None
+    title: str = ""
 
 
 @dataclass(frozen=True)

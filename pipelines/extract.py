@@ -41,6 +41,7 @@ from pipelines.ocr import (
 from pipelines.ocr_lang import OcrLanguages, Pairs
 from pipelines.params import ExtractParams, validate_section
 from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page
+from pipelines.title import pdf_title
 
 __all__ = [
     "EXTRACTOR_VERSION",
@@ -56,7 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bump when extraction output changes for the same input and settings: invalidates the cache.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 4  # 4: page titles (2 and 3 were working versions of it)
 
 _BLANK_INK_SHARE = 0.002  # pages with less dark ink than this are blank: no OCR
 _POLL_S = 0.1  # how often a waiting extraction looks whether its caller gave up
@@ -163,6 +164,7 @@ class ExtractionCache:
                 image=images[i],
                 rotation=page["rotation"],
                 ocr_confidence=page["ocr_confidence"],
+                title=page.get("title", ""),  # entries of version 1 (extracted datasets) have none
             )
             for i, page in enumerate(meta["pages"])
         )
@@ -183,6 +185,7 @@ class ExtractionCache:
                     "source": page.source,
                     "rotation": page.rotation,
                     "ocr_confidence": page.ocr_confidence,
+                    "title": page.title,
                 }
                 for page in document.pages
             ]
@@ -252,6 +255,7 @@ def _ocr_page(index: int, image: Image.Image, config: ExtractConfig, prefix: str
         image=thumbnail(upright, config),
         rotation=result.rotation,
         ocr_confidence=round(result.confidence, 2),
+        title=result.title,
     )
 
 
@@ -327,9 +331,10 @@ def _pdf_page(page: Any, index: int, config: ExtractConfig, limits: Limits) -> P
     """A text-layer page, or what an OCR job of the page needs: its image and the text-layer prefix to keep."""
     import pymupdf
 
-    # One display list serves both the text and the page image: the page's content stream is parsed once.
+    # One display list serves the text, the title and the page image: the page's content stream is parsed once.
     display = page.get_displaylist()
-    text = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)).extractText()
+    text_page = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT))
+    text = text_page.extractText()
     rect = page.rect
     if usable_text(text, config.min_text_chars) and not _mostly_scanned(page, text):
         matrix = pymupdf.Matrix(config.thumb_width / rect.width, config.thumb_height / rect.height)
@@ -337,7 +342,13 @@ def _pdf_page(page: Any, index: int, config: ExtractConfig, limits: Limits) -> P
         image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width)
         if image.shape != (config.thumb_height, config.thumb_width):
             image = thumbnail(Image.fromarray(image), config)
-        return Page(index=index, text=text[: config.max_text_chars], source="text", image=image.copy())
+        return Page(
+            index=index,
+            text=text[: config.max_text_chars],
+            source="text",
+            image=image.copy(),
+            title=pdf_title(text_page.extractDICT(), rect.height),
+        )
     rendered = render_page(display, config.ocr_dpi, limits.max_image_pixels, gray=True)
     prefix = text.strip() if usable_text(text, config.min_text_chars) else ""
     return rendered, prefix

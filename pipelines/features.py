@@ -25,6 +25,11 @@ THUMB_HEIGHT = 128
 THUMB_WIDTH = 96
 
 _DIGIT = re.compile(r"\d")
+_DIGIT_TOKEN = re.compile(r"\S*\d\S*")
+# identifier-shaped tokens (lowercased): 1040, w-9, w9, 6251, 1099-nec, 941-x, or-40; ASCII digits only
+_IDENTIFIER = re.compile(r"(?:[a-z]{1,3}-?)?[0-9]{1,5}(?:-?[a-z]{1,4})?")
+_IDENTIFIER_MAX = 8
+_PUNCTUATION = ".,;:()[]{}\"'!?*#"
 _WORD = re.compile(r"\w\w")
 # the char-n-gram cache maps a word to its feature indices; bounded so a long-running server stays small
 _CACHE_MAX_WORDS = 200_000
@@ -33,30 +38,57 @@ _CACHE_MAX_WORDS = 200_000
 # --------------------------------------------------------------------------------------------- text
 
 
-def normalize_text(text: str, max_chars: int) -> str:
-    """Lowercase, map every digit to ``0``, collapse whitespace and cut at a word boundary.
+def _identifier_or_zeros(match: re.Match[str]) -> str:
+    token = match.group()
+    core = token.strip(_PUNCTUATION)
+    if len(core) <= _IDENTIFIER_MAX and _IDENTIFIER.fullmatch(core):
+        return core
+    return _DIGIT.sub("0", token)
+
+
+def normalize_text(text: str, max_chars: int, keep_identifiers: bool = False) -> str:
+    """Lowercase, map digits to ``0``, collapse whitespace and cut at a word boundary.
+
+    Amounts, dates and phone numbers become digit-free shapes ("0,000.00"), so they generalise across
+    documents. Form numbers and codes are what tell "Form 1040" from "Form 6251": with ``keep_identifiers``,
+    an identifier-shaped token keeps its digits (an optional 1-3 letter prefix, 1-5 ASCII digits, an optional
+    1-4 letter suffix, hyphens allowed between, at most 8 characters once surrounding punctuation is
+    stripped: "1040", "w-9", "6251", "1099-nec", "941-x"); it is written without that punctuation.
 
     Args:
         text: raw page or document text.
         max_chars: maximum length of the result; the cut falls on the last space before it when there is one,
             so no partial word produces spurious n-grams.
+        keep_identifiers: keep the digits of identifier-shaped tokens; every other digit still becomes 0.
 
     Returns:
         The normalised text, at most ``max_chars`` characters.
     """
     # whitespace collapsing only shortens; a generous raw cut keeps huge documents cheap
     raw = text[: max_chars * 4] if max_chars > 0 else ""
-    # a regex beats str.translate here: translate leaves its fast path on any non-ASCII character
-    out = " ".join(_DIGIT.sub("0", raw.lower()).split())
+    if keep_identifiers:
+        # only tokens holding a digit reach the Python callback
+        out = " ".join(_DIGIT_TOKEN.sub(_identifier_or_zeros, raw.lower()).split())
+    else:
+        # a regex beats str.translate here: translate leaves its fast path on any non-ASCII character
+        out = " ".join(_DIGIT.sub("0", raw.lower()).split())
     if len(out) > max_chars:
         cut = out.rfind(" ", 0, max_chars + 1)
         out = out[: cut if cut > 0 else max_chars]
     return out
 
 
-def document_texts(docs: Sequence[Document], max_chars: int) -> list[str]:
+def document_texts(docs: Sequence[Document], max_chars: int, keep_identifiers: bool = False) -> list[str]:
     """Normalised text of each document (pages joined), see :func:`normalize_text`."""
-    return [normalize_text(doc.text, max_chars) for doc in docs]
+    return [normalize_text(doc.text, max_chars, keep_identifiers) for doc in docs]
+
+
+def document_titles(docs: Sequence[Document], max_chars: int, keep_identifiers: bool = True) -> list[str]:
+    """Normalised title of each document: the title of its first page (see :mod:`pipelines.title`), "" for a
+    document without pages."""
+    return [
+        normalize_text(doc.pages[0].title if doc.pages else "", max_chars, keep_identifiers) for doc in docs
+    ]
 
 
 def has_words(normalized: str) -> bool:
@@ -406,4 +438,68 @@ def document_layout_features(docs: Sequence[Document], pages: int = 1) -> np.nda
             out[rows[at], k * per_page : (k + 1) * per_page] = feats[at]
             if k > 0:
                 out[rows[at], pages * per_page + k - 1] = 1.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------- HOG
+
+HOG_SHAPE = (256, 192)  # (height, width) the HOG sees: 16 x 12 cells of 16 pixels, a thumbnail pixel is 2 x 2
+_HOG_BLOCK = 32
+_HOG_STRIDE = 16
+_HOG_CELL = 16
+_HOG_BINS = 9
+
+
+def n_hog_features() -> int:
+    """Length of one page's HOG vector: blocks x cells per block x orientation bins (5940)."""
+    height, width = HOG_SHAPE
+    blocks = ((width - _HOG_BLOCK) // _HOG_STRIDE + 1) * ((height - _HOG_BLOCK) // _HOG_STRIDE + 1)
+    return blocks * (_HOG_BLOCK // _HOG_CELL) ** 2 * _HOG_BINS
+
+
+def hog_features(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Histograms of oriented gradients of page images, each L2-normalised.
+
+    OpenCV's ``HOGDescriptor`` on the page at 192x256 (cells of 16 pixels, blocks of 2 x 2 cells every 16
+    pixels, 9 orientation bins, L2-Hys block norm): the boxes, rules and headings of a form, so a filled and a
+    blank copy of one form, scanned or born digital, look alike. Fed the 96x128 page thumbnails (each pixel
+    repeated 2 x 2, which is what area resampling does to an exact enlargement), it measured better on
+    ../shared/corpus than fed 192x256 renderings of the pages: +0.016 / +0.006 / +0.039 accuracy at 5 / 10 /
+    15 documents per class and +0.069 with each source held out (``make bench``, paired over the same
+    splits); finer pixels add print and scan noise, not layout.
+
+    Args:
+        images: grayscale page images (0 = ink), any size (area-resampled to ``HOG_SHAPE``); anything else
+            :func:`as_thumbnail` accepts.
+
+    Returns:
+        float32 (n_images, n_hog_features()), rows of unit L2 norm (zeros for a blank page).
+    """
+    import cv2
+
+    height, width = HOG_SHAPE
+    descriptor = cv2.HOGDescriptor(
+        (width, height),
+        (_HOG_BLOCK, _HOG_BLOCK),
+        (_HOG_STRIDE, _HOG_STRIDE),
+        (_HOG_CELL, _HOG_CELL),
+        _HOG_BINS,
+    )
+    out = np.zeros((len(images), n_hog_features()), dtype=np.float32)
+    for i, image in enumerate(images):
+        page = np.asarray(image)
+        if page.ndim != 2 or page.dtype != np.uint8 or page.size == 0:
+            page = as_thumbnail(page, height, width)
+        elif page.shape != (height, width):
+            page = cv2.resize(page, (width, height), interpolation=cv2.INTER_AREA)
+        out[i] = np.asarray(descriptor.compute(np.ascontiguousarray(page))).ravel()
+    return normalize(out, norm="l2", copy=False)
+
+
+def document_hog_features(docs: Sequence[Document]) -> np.ndarray:
+    """HOG of the first page of each document (zeros for a document without pages)."""
+    out = np.zeros((len(docs), n_hog_features()), dtype=np.float32)
+    have = [i for i, doc in enumerate(docs) if doc.pages]
+    if have:
+        out[have] = hog_features([docs[i].pages[0].image for i in have])
     return out

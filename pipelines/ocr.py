@@ -23,6 +23,7 @@ from PIL import Image
 
 from pipelines.ingest import IngestError
 from pipelines.ocr_lang import LATIN, OcrLanguages, ScriptDetection
+from pipelines.title import ocr_title
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,15 @@ class OcrTimeoutError(OcrError):
 
 @dataclass(frozen=True)
 class OcrResult:
-    """Text of one page image, the clockwise rotation applied to read it, mean word confidence, and the
-    Tesseract languages of the reading kept."""
+    """Text of one page image, the clockwise rotation applied to read it, mean word confidence, the
+    Tesseract languages of the reading kept, and its title (:func:`pipelines.title.ocr_title`)."""
 
     text: str
     rotation: int
     confidence: float
     words: int
     languages: str = ""
+    title: str = ""
 
 
 def core_count() -> int:
@@ -209,7 +211,8 @@ def _words_and_confidence(data: dict[str, list]) -> tuple[str, float, int]:
 
 def _ocr_once(
     image: Image.Image, lang: str, deadline: _Deadline, adaptive: bool = False
-) -> tuple[str, float, int]:
+) -> tuple[str, float, int, str]:
+    """One Tesseract reading: text, mean word confidence, word count and title (from the same call)."""
     import pytesseract
 
     # Inverted-text retries double the time on low-confidence lines and never help on business documents.
@@ -226,7 +229,7 @@ def _ocr_once(
         config=config,
         output_type=pytesseract.Output.DICT,
     )
-    return _words_and_confidence(data)
+    return (*_words_and_confidence(data), ocr_title(data, image.height))
 
 
 def detect_script(image: Image.Image, deadline: _Deadline) -> ScriptDetection | None:
@@ -380,22 +383,29 @@ def _read(
     gray: Image.Image, lang: str, min_confidence: float, deadline: _Deadline, osd: _PageOsd
 ) -> tuple[OcrResult, bool]:
     """The best reading of the page in ``lang``, upright; and whether it took adaptive thresholding."""
-    text, confidence, words = _ocr_once(gray, lang, deadline)
-    best = OcrResult(text=text, rotation=0, confidence=confidence, words=words, languages=lang)
+    text, confidence, words, title = _ocr_once(gray, lang, deadline)
+    best = OcrResult(text=text, rotation=0, confidence=confidence, words=words, languages=lang, title=title)
     if confidence >= min_confidence and words >= 3:
         if text_lines_vertical(gray):
             # Tesseract reads sideways lines well, but the page image must be turned upright too.
             rotation = osd.rotation()
             if rotation in (90, 270):
                 best = OcrResult(
-                    text=text, rotation=rotation, confidence=confidence, words=words, languages=lang
+                    text=text,
+                    rotation=rotation,
+                    confidence=confidence,
+                    words=words,
+                    languages=lang,
+                    title=title,
                 )
         return best, False
     adaptive = False
     if words < 10:
-        text, confidence, words = _ocr_once(gray, lang, deadline, adaptive=True)
+        text, confidence, words, title = _ocr_once(gray, lang, deadline, adaptive=True)
         if words > best.words:
-            best = OcrResult(text=text, rotation=0, confidence=confidence, words=words, languages=lang)
+            best = OcrResult(
+                text=text, rotation=0, confidence=confidence, words=words, languages=lang, title=title
+            )
             adaptive = True
         if best.confidence >= min_confidence and best.words >= 3:
             return best, adaptive
@@ -403,9 +413,11 @@ def _read(
     if not rotation:
         # Upright (a hard page: handwriting, photo) or too little text to tell: keep the first reading.
         return best, adaptive
-    text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), lang, deadline)
+    text, confidence, words, title = _ocr_once(rotate_clockwise(gray, rotation), lang, deadline)
     if confidence > best.confidence and words >= max(1, best.words // 3):
-        best = OcrResult(text=text, rotation=rotation, confidence=confidence, words=words, languages=lang)
+        best = OcrResult(
+            text=text, rotation=rotation, confidence=confidence, words=words, languages=lang, title=title
+        )
         adaptive = False
     return best, adaptive
 
@@ -431,10 +443,14 @@ def _read_in_script(
     _require_languages(chosen, f"a page in {script} script is read with {chosen!r}")
     # A page in another script takes OSD's rotation: its first reading in Latin letters could not judge it.
     rotation = detection.rotation if detection is not None and script != LATIN else best.rotation
-    text, confidence, words = _ocr_once(rotate_clockwise(gray, rotation), chosen, deadline, adaptive=adaptive)
+    text, confidence, words, title = _ocr_once(
+        rotate_clockwise(gray, rotation), chosen, deadline, adaptive=adaptive
+    )
     logger.debug(
         "%s page: %r read at %.1f, %r at %.1f", script, chosen, confidence, best.languages, best.confidence
     )
     if confidence > best.confidence and words >= max(1, best.words // 3):
-        return OcrResult(text=text, rotation=rotation, confidence=confidence, words=words, languages=chosen)
+        return OcrResult(
+            text=text, rotation=rotation, confidence=confidence, words=words, languages=chosen, title=title
+        )
     return best

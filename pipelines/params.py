@@ -119,6 +119,7 @@ class TextTrainParams(Section):
     max_features: PositiveInt
     C: PositiveNumber
     max_chars: PositiveInt
+    keep_identifiers: Flag
     calibration_folds: Count
 
 
@@ -149,6 +150,40 @@ class TransformerTrainParams(Section):
     num_threads: PositiveInt | None
 
 
+class TitleTrainParams(Section):
+    """``train.title:`` :class:`pipelines.models.title.TitleClassifier`."""
+
+    word_ngrams: NgramRange
+    char_ngrams: NgramRange
+    max_features: PositiveInt | None
+    C: PositiveNumber
+    pages: PositiveInt
+    max_chars: PositiveInt
+    title_chars: PositiveInt
+    title_weight: PositiveNumber
+    calibration_folds: Count
+
+
+class SemanticTrainParams(Section):
+    """``train.semantic:`` :class:`pipelines.models.semantic.SemanticClassifier`."""
+
+    model: Text
+    prefix: Text
+    pages: PositiveInt
+    max_chars: PositiveInt
+    title_chars: PositiveInt
+    C: PositiveNumber
+    num_threads: PositiveInt
+    calibration_folds: Count
+
+
+class HogTrainParams(Section):
+    """``train.hog:`` :class:`pipelines.models.hog.HogClassifier`."""
+
+    C: PositiveNumber
+    calibration_folds: Count
+
+
 CandidateNames = Annotated[list[Text], Field(min_length=1)]
 
 
@@ -173,6 +208,9 @@ class TrainParams(Section):
     visual: VisualTrainParams
     fusion: FusionTrainParams
     transformer: TransformerTrainParams
+    title: TitleTrainParams
+    semantic: SemanticTrainParams
+    hog: HogTrainParams
     stack: StackTrainParams
 
 

@@ -20,6 +20,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +43,7 @@ def concatenate(documents: Sequence[Document], name: str = "bundle.pdf") -> Docu
     pages: list[Page] = []
     for doc in documents:
         for page in doc.pages:
-            pages.append(
-                Page(
-                    index=len(pages),
-                    text=page.text,
-                    source=page.source,
-                    image=page.image,
-                    rotation=page.rotation,
-                    ocr_confidence=page.ocr_confidence,
-                )
-            )
+            pages.append(replace(page, index=len(pages)))  # every other field (the title too) as it is
     key = "+".join(doc.sha256[:12] for doc in documents)
     return Document(sha256=key, name=name, mime="application/pdf", pages=tuple(pages))
 

@@ -8,9 +8,12 @@ from typing import Any
 
 from pipelines.models.base import CandidateUnavailable
 from pipelines.models.fusion import FusionClassifier
+from pipelines.models.hog import HogClassifier
 from pipelines.models.reference import ReferenceClassifier
+from pipelines.models.semantic import SemanticClassifier
 from pipelines.models.stack import StackClassifier
 from pipelines.models.text import TextClassifier
+from pipelines.models.title import TitleClassifier
 from pipelines.models.transformer import TransformerClassifier
 from pipelines.models.visual import VisualClassifier
 from pipelines.params import ParamsError, StackTrainParams, train_sections, validate_section
@@ -18,7 +21,7 @@ from pipelines.params import ParamsError, StackTrainParams, train_sections, vali
 logger = logging.getLogger(__name__)
 
 # "reference" is the plain baseline of issue 11 that `make bench` runs beside every candidate.
-CANDIDATES = ("text", "visual", "fusion", "transformer", "reference", "stack")
+CANDIDATES = ("text", "visual", "fusion", "transformer", "reference", "stack", "title", "semantic", "hog")
 
 
 def _section(params: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -82,6 +85,12 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
         return _build(ReferenceClassifier, _section(params, "reference"), "reference", random_state=seed)
     if name == "stack":
         return _stack(params, seed)
+    if name == "title":
+        return _build(TitleClassifier, _section(params, "title"), "title", random_state=seed)
+    if name == "semantic":
+        return _build(SemanticClassifier, _section(params, "semantic"), "semantic", random_state=seed)
+    if name == "hog":
+        return _build(HogClassifier, _section(params, "hog"), "hog", random_state=seed)
     raise ValueError(f"unknown candidate {name!r}: expected one of {', '.join(CANDIDATES)}")
 
 

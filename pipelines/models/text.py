@@ -26,6 +26,8 @@ class TextClassifier(CalibratedClassifier):
         C: inverse regularisation strength of the linear SVM.
         max_chars: characters of normalised text used per document (and per page when scoring pages);
             bounds prediction time.
+        keep_identifiers: form numbers and codes keep their digits ("1040", "w-9"; see
+            :func:`~pipelines.features.normalize_text`); other digits become 0 either way.
         calibration_folds: at most this many out-of-fold folds for the temperature (< 2 disables).
         random_state: seed of the calibration folds.
     """
@@ -41,6 +43,7 @@ class TextClassifier(CalibratedClassifier):
         max_features: int,
         C: float,
         max_chars: int,
+        keep_identifiers: bool,
         calibration_folds: int,
         random_state: int,
     ) -> None:
@@ -49,11 +52,12 @@ class TextClassifier(CalibratedClassifier):
         self.max_features = max_features
         self.C = C
         self.max_chars = max_chars
+        self.keep_identifiers = keep_identifiers
         self.calibration_folds = calibration_folds
         self.random_state = random_state
 
     def _prepare(self, docs: list[Document]) -> list[str]:
-        return document_texts(docs, self.max_chars)
+        return document_texts(docs, self.max_chars, self.keep_identifiers)
 
     def _fit_core(self, features: list[str], y_idx: np.ndarray) -> tuple[TextVectorizer, LinearSVC]:
         vectorizer = TextVectorizer(

@@ -163,7 +163,7 @@ def read_mails(out_dir: Path) -> list[EmailMessage]:
     if not Path(out_dir).is_dir():
         return []
     return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in sorted(Path(out_dir).glob("*.eml"))
     ]
 

@@ -142,7 +142,8 @@ def prepare_tasks(
 def existing_sha256(client: LabelStudio, project_id: int) -> set[str]:
     """sha256 of every document already in the project."""
     found: set[str] = set()
-    for task in client.tasks.list(project=project_id, fields="task_only", page_size=500):
+    listed: Iterable[Any] = client.tasks.list(project=project_id, fields="task_only", page_size=500)
+    for task in listed:
         sha = (task.data or {}).get("sha256")
         if sha:
             found.add(str(sha))
@@ -201,8 +202,8 @@ def import_documents(
         ingested.documents, known, files_root, originals_dir, limits, dpi, report, on_document=on_document
     )
     for start in range(0, len(tasks), IMPORT_BATCH):
-        response = client.projects.import_tasks(
-            id=project_id, request=tasks[start : start + IMPORT_BATCH], return_task_ids=True
-        )
+        # the SDK types the request as its pydantic models, but sends plain task dicts as they are
+        batch: Any = tasks[start : start + IMPORT_BATCH]
+        response: Any = client.projects.import_tasks(id=project_id, request=batch, return_task_ids=True)
         report.task_ids.extend(response.task_ids or [])
     return report

@@ -61,7 +61,8 @@ def make_client(url: str, token: SecretStr | str | None) -> LabelStudio:
 
 def find_project(client: LabelStudio, title: str) -> Any | None:
     """The project titled ``title`` (the oldest when several share it), or None."""
-    matches = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
+    listed: Iterable[Any] = client.projects.list(title=title, page_size=100)
+    matches = [project for project in listed if project.title == title]
     return min(matches, key=lambda p: p.id) if matches else None
 
 
@@ -97,11 +98,13 @@ def ensure_project(
         LabelConfigError: the classes cannot make a config.
     """
     label_config = build_label_config(classes)
-    settings = {"sampling": SAMPLING, "show_skip_button": True, "enable_empty_annotation": False}
+    # the project settings docclass relies on (uncertainty sampling, skip allowed, no empty annotations)
+    settings: dict[str, Any] = {"sampling": SAMPLING, "show_skip_button": True, "enable_empty_annotation": False}
     existing = find_project(client, title)
+    project: Any
     if existing is None:
         project = client.projects.create(title=title, label_config=label_config, **settings)
-        state = ProjectState(project.id, True, False, list(classes), list(classes), [])
+        state = ProjectState(int(project.id), True, False, list(classes), list(classes), [])
         logger.info("created project %r (id %s) with classes %s", title, project.id, classes)
     else:
         project = client.projects.get(id=existing.id)
@@ -116,7 +119,7 @@ def ensure_project(
             logger.info("project %r: config updated (added %s, removed %s)", title, added, removed)
         elif project.sampling != SAMPLING or not project.show_skip_button:
             client.projects.update(id=project.id, **settings)
-        state = ProjectState(project.id, False, changed, list(classes), added, removed)
+        state = ProjectState(int(project.id), False, changed, list(classes), added, removed)
     if webhook_url:
         outcome = ensure_webhook(client, state.project_id, webhook_url, webhook_secret)
         state = ProjectState(**{**state.__dict__, "webhook": outcome})

@@ -197,7 +197,8 @@ def decode(
         back_class[t, :] = j
         delta[t, :, 0] = best_prev + log_stay[t] + emit[t]
         back_state[t, :] = arg_state
-    c, s = np.unravel_index(int(np.argmax(delta[n - 1])), (k, 2))
+    c_idx, s_idx = np.unravel_index(int(np.argmax(delta[n - 1])), (k, 2))
+    c, s = int(c_idx), int(s_idx)
     labels = np.zeros(n, dtype=np.int64)
     starts = np.zeros(n, dtype=bool)
     for t in range(n - 1, -1, -1):

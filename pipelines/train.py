@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pipelines.document import Document
@@ -24,6 +25,17 @@ class CandidateResult:
     reason: str | None = None
     report: EvalReport | None = None
     seconds: float = 0.0
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The cross-validation metrics of an evaluated candidate.
+
+        Raises:
+            ValueError: the candidate was skipped (it has no report).
+        """
+        if self.report is None:
+            raise ValueError(f"candidate {self.name} was not evaluated: {self.reason or 'no report'}")
+        return self.report.metrics
 
     def summary(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -63,7 +75,7 @@ def select_best(results: Sequence[CandidateResult]) -> CandidateResult:
         raise ValueError(f"no candidate could be trained: {reasons or 'no candidates configured'}")
     return max(
         evaluated,
-        key=lambda r: (r.report.metrics["macro_f1"], r.report.metrics["accuracy"], -r.report.metrics["ece"]),
+        key=lambda r: (r.metrics["macro_f1"], r.metrics["accuracy"], -r.metrics["ece"]),
     )
 
 
@@ -97,7 +109,7 @@ def train_best(
         started = time.perf_counter()
         try:
             report = cross_validate(
-                lambda name=name: make_candidate(name, train_params, seed),
+                partial(make_candidate, name, train_params, seed),
                 docs,
                 labels,
                 seed=seed,

@@ -409,4 +409,5 @@ class DocClassifier:
 
 
 web.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
-DocClassifier.add_asgi_middleware(Guard)
+# bentoml.service returns a Service wrapper; its stubs type the decorated name as the plain class
+DocClassifier.add_asgi_middleware(Guard)  # type: ignore[attr-defined]

@@ -138,7 +138,7 @@ def train(
         "review_threshold": review.threshold(result.model),
         "review_rule": review.describe(),
         "recipe": getattr(result.model, "recipe", result.candidate),
-        "cross_validation": result.best.report.metrics,
+        "cross_validation": result.best.metrics,
         "candidates": summary,
     }
     save_model(result.model, model_out, meta)

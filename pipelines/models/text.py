@@ -61,8 +61,8 @@ class TextClassifier(CalibratedClassifier):
 
     def _fit_core(self, features: list[str], y_idx: np.ndarray) -> tuple[TextVectorizer, LinearSVC]:
         vectorizer = TextVectorizer(
-            word_ngrams=tuple(self.word_ngrams),
-            char_ngrams=tuple(self.char_ngrams),
+            word_ngrams=(int(self.word_ngrams[0]), int(self.word_ngrams[1])),
+            char_ngrams=(int(self.char_ngrams[0]), int(self.char_ngrams[1])),
             max_features=self.max_features,
         )
         matrix = vectorizer.fit_transform(features)

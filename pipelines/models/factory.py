@@ -16,7 +16,7 @@ from pipelines.models.text import TextClassifier
 from pipelines.models.title import TitleClassifier
 from pipelines.models.transformer import TransformerClassifier
 from pipelines.models.visual import VisualClassifier
-from pipelines.params import ParamsError, StackTrainParams, train_sections, validate_section
+from pipelines.params import ParamsError, train_sections, validate_section
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
 
 def _stack(params: Mapping[str, Any], seed: int) -> StackClassifier:
     """The stack over the candidates named in ``train.stack.views``, each built from its own section."""
-    section = validate_section(StackTrainParams, params.get("stack"), "train.stack").model_dump()
+    section = _section(params, "stack")
     names = section.pop("views", None)
     allowed = [name for name in CANDIDATES if name not in ("stack", "transformer")]
     if not isinstance(names, list | tuple) or not names or any(name not in allowed for name in names):
@@ -110,4 +110,4 @@ def _stack(params: Mapping[str, Any], seed: int) -> StackClassifier:
             dropped.append(f"{name}: {error.reason}")
     if not views:
         raise CandidateUnavailable(f"no view of the stack can be built here ({'; '.join(dropped)})")
-    return StackClassifier(**section, views=views, random_state=seed)
+    return _build(StackClassifier, section, "stack", views=views, random_state=seed)

@@ -236,7 +236,8 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         return np.hstack([np.log(np.clip(p, self.clip, 1.0)) for p in probas])
 
     def _grid(self) -> list[float]:
-        return [float(c) for c in (self.C if isinstance(self.C, list | tuple) else [self.C])]
+        grid: Sequence[float] = self.C if isinstance(self.C, list | tuple) else [float(self.C)]  # type: ignore[arg-type]
+        return [float(c) for c in grid]
 
     def _fit_meta(self, oof: list[np.ndarray], y_idx: np.ndarray, k: int) -> None:
         names = "+".join(name for name, _ in self.views_)
@@ -328,6 +329,7 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         if self.other_mode_ == "plain":
             return _aligned(self.meta_.predict_proba(Z), self.meta_.classes_, np.arange(len(self.classes_)))
         q = np.column_stack([model.predict_proba(Z)[:, 1] for model in self.meta_])
+        assert self.thresholds_ is not None  # set with the open-set meta-models
         return softmax(self._open_scores(q, self.thresholds_), self.temperature_)
 
     def predict_proba(self, X: Sequence[Document]) -> np.ndarray:

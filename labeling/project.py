@@ -99,7 +99,11 @@ def ensure_project(
     """
     label_config = build_label_config(classes)
     # the project settings docclass relies on (uncertainty sampling, skip allowed, no empty annotations)
-    settings: dict[str, Any] = {"sampling": SAMPLING, "show_skip_button": True, "enable_empty_annotation": False}
+    settings: dict[str, Any] = {
+        "sampling": SAMPLING,
+        "show_skip_button": True,
+        "enable_empty_annotation": False,
+    }
     existing = find_project(client, title)
     project: Any
     if existing is None:

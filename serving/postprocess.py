@@ -120,7 +120,9 @@ def split_by_counts(items: Sequence[Any], counts: Sequence[int]) -> list[list[An
         ValueError: the counts do not add up to the number of items.
     """
     if sum(counts) != len(items):
-        raise ValueError(f"batch of {len(items)} results cannot be split into {list(counts)} (sum {sum(counts)})")
+        raise ValueError(
+            f"batch of {len(items)} results cannot be split into {list(counts)} (sum {sum(counts)})"
+        )
     out, start = [], 0
     for count in counts:
         out.append(list(items[start : start + count]))

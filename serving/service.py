@@ -286,7 +286,8 @@ class DocClassifier:
         size = file.stat().st_size
         if size > self.limits.max_file_bytes:
             raise HTTPError(
-                413, f"{name} is {size / 2**20:.1f} MB: the limit is {self.limits.max_file_bytes / 2**20:.0f} MB"
+                413,
+                f"{name} is {size / 2**20:.1f} MB: the limit is {self.limits.max_file_bytes / 2**20:.0f} MB",
             )
         mark = time.perf_counter()
         docs, rejected = await asyncio.to_thread(self._extract, file.read_bytes(), name, cancel)
@@ -342,7 +343,9 @@ class DocClassifier:
             except ValueError as error:
                 raise HTTPError(400, str(error)) from error
             if number == 0:
-                raise HTTPError(404, "version 1.0 means no model: expected 1.N with N >= 1 (see GET /versions)")
+                raise HTTPError(
+                    404, "version 1.0 means no model: expected 1.N with N >= 1 (see GET /versions)"
+                )
             try:
                 return await asyncio.to_thread(self.store.get, number)
             except UnknownVersionError as error:

@@ -33,7 +33,11 @@ def test_config_from_params_and_errors() -> None:
     config = ServeConfig.from_params(
         params({"poll_seconds": 2, "max_upload_mb": 1}, {"review_threshold": 0.7, "target_accuracy": 0.95})
     )
-    assert config.poll_seconds == 2.0 and config.max_upload_bytes == 1024 * 1024 and config.review_threshold == 0.7
+    assert (
+        config.poll_seconds == 2.0
+        and config.max_upload_bytes == 1024 * 1024
+        and config.review_threshold == 0.7
+    )
     assert config.review == ReviewRule(0.95, PARAMS["predict"]["review_floor"], 0.7)
     assert ServeConfig.from_params(PARAMS).cache_versions == PARAMS["serve"]["cache_versions"]
     with pytest.raises(ValueError, match=r"predict.target_accuracy: expected a number <= 1, found 2"):
@@ -49,15 +53,25 @@ def test_config_from_params_and_errors() -> None:
 def test_document_answer_carries_the_model_review_decision_and_the_top_three() -> None:
     """needs_review, review_threshold and top are the prediction's (the model's own learned threshold)."""
     prediction = {
-        "sha256": "ab", "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45},
+        "sha256": "ab",
+        "label": "w9",
+        "confidence": 0.55,
+        "scores": {"w9": 0.55, "other": 0.45},
         "top": [{"label": "w9", "score": 0.55}, {"label": "other", "score": 0.45}],
-        "needs_review": True, "review_threshold": 0.7, "n_pages": 1,
+        "needs_review": True,
+        "review_threshold": 0.7,
+        "n_pages": 1,
         "pages": [{"page": 1, "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45}}],
     }
     answer = document_answer(prediction, "a.pdf", [{"source": "ocr", "rotation": 90}], ["data:x"])
     assert answer["needs_review"] is True and answer["review_threshold"] == 0.7 and answer["name"] == "a.pdf"
     assert answer["top"] == prediction["top"]
-    assert answer["pages"][0] == {**prediction["pages"][0], "source": "ocr", "rotation": 90, "thumbnail": "data:x"}
+    assert answer["pages"][0] == {
+        **prediction["pages"][0],
+        "source": "ocr",
+        "rotation": 90,
+        "thumbnail": "data:x",
+    }
     assert "segments" not in answer  # only with split=auto
     segments = [{"label": "w9", "first_page": 1, "last_page": 1, "confidence": 0.9}]
     assert document_answer(prediction, "a.pdf", [], segments=segments)["segments"] == segments
@@ -74,7 +88,11 @@ def test_statuses_bearer_names_and_thumbnails() -> None:
     assert rejection_status(["UnsupportedTypeError"]) == 415
     assert rejection_status(["FileTooLargeError", "ZipBombError"]) == 413
     assert rejection_status(["CorruptDocumentError", "UnsupportedTypeError"]) == 422
-    assert parse_bearer("Bearer abc") == "abc" and parse_bearer("Basic abc") is None and parse_bearer(None) is None
+    assert (
+        parse_bearer("Bearer abc") == "abc"
+        and parse_bearer("Basic abc") is None
+        and parse_bearer(None) is None
+    )
     assert upload_name(Path("/tmp/x/tmpab12cd34report.pdf")) == "report.pdf"
     assert upload_name(Path("/tmp/x/tmpab12cd34")) == "tmpab12cd34"
     uri = thumbnail_data_uri(np.full((4, 3), 200, dtype=np.uint8))
@@ -154,7 +172,9 @@ def test_batcher_hands_errors_to_every_waiting_request() -> None:
 
     async def main() -> list[object]:
         batcher = Batcher(predict, max_batch_size=10, max_latency_ms=10)
-        out = await asyncio.gather(batcher.submit("a", ["x"]), batcher.submit("a", ["y"]), return_exceptions=True)
+        out = await asyncio.gather(
+            batcher.submit("a", ["x"]), batcher.submit("a", ["y"]), return_exceptions=True
+        )
         await batcher.close()
         return out
 

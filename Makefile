@@ -31,7 +31,7 @@ include serving/bentoml.mk
 include flows/loop.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo-offline bench-loop bench-serve bench-split up down help install system-deps test test-fast demo bench lint repro clean transformer-base
+.PHONY: demo-offline bench-loop bench-serve bench-split up down help install system-deps test test-fast check demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,8 +58,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip check
 	@touch $(STAMP)
 
-test: install  ## install if needed, then run the whole test suite
+test: install check  ## install if needed, check style and types, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install  ## ruff lint, ruff format --check and mypy over the four packages (and ruff over tests)
+	$(BIN)/ruff check pipelines labeling flows serving tests
+	$(BIN)/ruff format --check pipelines labeling flows serving tests
+	$(BIN)/mypy
 
 test-fast: install  ## unit tests only (no servers, no corpus)
 	$(BIN)/python -m pytest -m "not integration and not slow and not corpus and not browser" $(PYTEST_ARGS)
@@ -101,8 +106,7 @@ up: install labelstudio-up mlflow-up prefect-up mail-up serve-up flows-up trigge
 
 down: trigger-down flows-down serve-down mail-down prefect-down labelstudio-down mlflow-down  ## stop what `make up` started
 
-lint: install
-	$(BIN)/ruff check pipelines labeling flows serving tests
+lint: check
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf .data bench

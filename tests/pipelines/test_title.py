@@ -189,3 +189,13 @@ def test_scanned_page_gets_its_title_from_the_same_reading(monkeypatch):
     (page,) = document.pages
     assert page.source == "ocr" and "CERTIFICATE OF ORIGIN" in page.title
     assert calls == ["image_to_data"]
+
+
+def test_bundles_of_the_split_benchmark_keep_page_titles():
+    from pipelines.bench.split import concatenate
+
+    image = np.full((128, 96), 255, dtype=np.uint8)
+    first = Document("a" * 64, "a.pdf", "application/pdf", (Page(0, "x", "text", image, title="Form W-9"),))
+    second = Document("b" * 64, "b.pdf", "application/pdf", (Page(0, "y", "text", image, title="Invoice"),))
+    bundle = concatenate([first, second])
+    assert [(page.index, page.title) for page in bundle.pages] == [(0, "Form W-9"), (1, "Invoice")]

@@ -24,7 +24,6 @@ Everything here is pure: no I/O except :func:`save_splitter` / :func:`load_split
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -687,29 +686,28 @@ def save_splitter(splitter: PageSplitter, model_dir: Path) -> Path:
     return path
 
 
-def load_splitter(model_dir: Path) -> PageSplitter | None:
+def load_splitter(model_dir: Path, data: bytes | None = None) -> PageSplitter | None:
     """The splitter saved in ``model_dir``, or None when the directory has none.
+
+    Args:
+        model_dir: a model directory.
+        data: the splitter file's bytes already verified by :func:`pipelines.models.persistence.load_verified`;
+            None reads the file from disk.
 
     Raises:
         ModelLoadError: the file exists but cannot be read or is not a splitter.
     """
-    import joblib
+    from pipelines.models.persistence import unpickle
 
     path = Path(model_dir) / SPLITTER_FILE
-    if not path.is_file():
-        return None
-    try:
-        splitter = joblib.load(path)
-    except (
-        OSError,
-        EOFError,
-        pickle.UnpicklingError,
-        ValueError,
-        AttributeError,
-        ImportError,
-        KeyError,
-    ) as exc:
-        raise ModelLoadError(f"unreadable splitter file {path}: {type(exc).__name__}: {exc}") from exc
+    if data is None:
+        if not path.is_file():
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"unreadable splitter file {path}: {type(exc).__name__}: {exc}") from exc
+    splitter = unpickle(data, path, "splitter")
     if not isinstance(splitter, PageSplitter) or not hasattr(splitter, "coef_"):
         raise ModelLoadError(f"{path} holds {type(splitter).__name__}: expected a fitted PageSplitter")
     return splitter

@@ -421,16 +421,19 @@ class RegistryReader:
             ModelIntegrityError: the artefacts do not match the registered digest (nothing was unpickled).
             ModelLoadError: the files are intact but cannot be loaded here (e.g. other library versions).
         """
-        from pipelines.models import load_model
-        from pipelines.split import load_splitter
+        from pipelines.models.persistence import load_verified
+        from pipelines.split import SPLITTER_FILE, load_splitter
 
         Path(workdir).mkdir(parents=True, exist_ok=True)
         target = Path(tempfile.mkdtemp(prefix=f"v{number}-", dir=workdir))
         try:
             model_dir, digest = self._download(self._model_version(number), target)
             # load_model checks the digests again on the bytes it unpickles: nothing can change in between.
-            model, meta = load_model(model_dir, digest)
-            splitter = load_splitter(model_dir)
+            model, meta, verified = load_verified(model_dir, digest)
+            # the splitter is unpickled from the bytes just verified, never read from disk again
+            splitter = (
+                load_splitter(model_dir, verified[SPLITTER_FILE]) if SPLITTER_FILE in verified else None
+            )
         finally:
             shutil.rmtree(target, ignore_errors=True)
         return VerifiedModel(number=number, model=model, meta=meta, splitter=splitter)

@@ -89,13 +89,14 @@ def split(
         read_input,
         sha256_of,
     )
-    from pipelines.models import ModelLoadError, load_model
-    from pipelines.split import fallback_splitter, load_splitter, split_document
+    from pipelines.models import ModelLoadError
+    from pipelines.models.persistence import load_verified
+    from pipelines.split import SPLITTER_FILE, fallback_splitter, load_splitter, split_document
 
     params = _params(ctx)
     try:
-        classifier, meta = load_model(model)
-        splitter = load_splitter(model)
+        classifier, meta, verified = load_verified(model)
+        splitter = load_splitter(model, verified[SPLITTER_FILE]) if SPLITTER_FILE in verified else None
     except ModelLoadError as error:
         _fail(str(error))
     if splitter is None:

@@ -360,7 +360,41 @@ def _parse_meta(data: bytes, meta_path: Path) -> dict[str, Any]:
     return meta
 
 
+# what joblib raises on bytes that are not a loadable pickle of this environment
+UNPICKLE_ERRORS = (
+    OSError,
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    AttributeError,
+    ImportError,
+    KeyError,
+)
+
+
+def unpickle(data: bytes, source: Path | str, what: str) -> Any:
+    """Unpickle ``data`` (bytes already verified by the caller) read from ``source``.
+
+    Raises:
+        ModelLoadError: the bytes are not a pickle this environment can load.
+    """
+    import joblib
+
+    try:
+        return joblib.load(io.BytesIO(data))
+    except UNPICKLE_ERRORS as exc:
+        raise ModelLoadError(f"unreadable {what} file {source}: {type(exc).__name__}: {exc}") from exc
+
+
 def load_model(model_dir: Path, expected_digest: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load a model saved by :func:`save_model`, verified before anything is unpickled (see :func:`load_verified`)."""
+    model, meta, _ = load_verified(model_dir, expected_digest)
+    return model, meta
+
+
+def load_verified(
+    model_dir: Path, expected_digest: str | None = None
+) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
     """Load a model saved by :func:`save_model`, verified before anything is unpickled.
 
     Order: every file against ``digests.json`` (and ``digests.json`` against ``expected_digest`` when given), then
@@ -372,7 +406,8 @@ def load_model(model_dir: Path, expected_digest: str | None = None) -> tuple[Any
             ``digests.json`` is trusted, as for a model you trained yourself).
 
     Returns:
-        (model, meta).
+        (model, meta, verified bytes of the directory's JSON and joblib files by relative path: unpickle other
+        files, e.g. the splitter, from these rather than from disk again).
 
     Raises:
         ModelIntegrityError: a missing, changed or unlisted file, or digests that do not match ``expected_digest``.
@@ -380,7 +415,6 @@ def load_model(model_dir: Path, expected_digest: str | None = None) -> tuple[Any
         ModelLoadError: the directory, its meta.json or its model file is missing or unreadable, or the model
             does not match its metadata.
     """
-    import joblib
 
     model_dir = Path(model_dir)
     meta_path = model_dir / META_FILE
@@ -400,24 +434,11 @@ def load_model(model_dir: Path, expected_digest: str | None = None) -> tuple[Any
     else:
         if MODEL_FILE not in verified:
             raise ModelLoadError(f"model directory {model_dir} has no {MODEL_FILE}")
-        try:
-            model = joblib.load(io.BytesIO(verified[MODEL_FILE]))
-        except (
-            OSError,
-            EOFError,
-            pickle.UnpicklingError,
-            ValueError,
-            AttributeError,
-            ImportError,
-            KeyError,
-        ) as exc:
-            raise ModelLoadError(
-                f"unreadable model file {model_dir / MODEL_FILE}: {type(exc).__name__}: {exc}"
-            ) from exc
+        model = unpickle(verified[MODEL_FILE], model_dir / MODEL_FILE, "model")
     classes = [str(c) for c in getattr(model, "classes_", [])]
     if classes != meta["classes"] or getattr(type(model), "name", None) != meta["candidate"]:
         raise ModelLoadError(
             f"model in {model_dir} does not match {META_FILE}: expected {meta['candidate']} with classes "
             f"{meta['classes']}, found {type(model).__name__} with classes {classes}"
         )
-    return model, meta
+    return model, meta, verified

@@ -191,11 +191,17 @@ class StackTrainParams(Section):
     """``train.stack:`` :class:`pipelines.models.stack.StackClassifier` over the candidates named in ``views``."""
 
     views: CandidateNames
+    fast_views: CandidateNames
     C: PositiveNumber | Annotated[list[PositiveNumber], Field(min_length=1)]
     folds: Annotated[int, Strict(), Field(ge=2)]
     clip: Annotated[float, Strict(), Field(gt=0, lt=1)]
     other: Literal["plain", "open_set"]
     other_label: Label
+    identifiers: Flag
+    identifier_chars: PositiveInt
+    identifier_common_share: Annotated[float, Strict(), Field(gt=0, le=1)]
+    standardize: Flag
+    review_score: Literal["max_probability", "margin_agree"]
 
 
 class TrainParams(Section):
@@ -296,8 +302,9 @@ def train_sections() -> dict[str, type[Section]]:
     return out
 
 
-# Candidates without a train sub-section: their parameters are part of their definition.
-UNPARAMETERISED = ("reference",)
+# Candidates without a train sub-section of their own: the reference's parameters are part of its definition;
+# stack_fast is the stack over train.stack.fast_views.
+UNPARAMETERISED = ("reference", "stack_fast")
 
 
 class Params(Section):
@@ -431,6 +438,7 @@ def _check_candidates(params: Params) -> None:
             ("loop.candidates", params.loop.candidates),
             ("bench.candidates", params.bench.candidates),
             ("train.stack.views", params.train.stack.views),
+            ("train.stack.fast_views", params.train.stack.fast_views),
         )
         for name in names
         if name not in known

@@ -1,11 +1,14 @@
 """Batch prediction: document and page labels with calibrated scores, as JSON-ready dicts.
 
-Which answers need review is decided by a :class:`ReviewRule` (params.yaml ``predict:``): a model that kept its
-out-of-fold answers when it was fitted (``oof_confidence_``, ``oof_correct_``; see
-:func:`pipelines.models.base.record_out_of_fold`) is flagged under the lowest confidence at which those answers
-reach ``predict.target_accuracy`` (its out-of-fold risk-coverage curve), never under ``predict.review_floor``;
-a model without them (saved before thresholds were learned, or one that makes no out-of-fold answers, such as
-the plain reference) uses ``predict.review_threshold``.
+Which answers need review is decided by a :class:`ReviewRule` (params.yaml ``predict:``) from each answer's
+review score. For most models the score is the confidence (the arg-max probability); a model can define its own
+(``predict_proba_scored`` / ``predict_pages_proba_scored`` and ``oof_review_score_``: the stack's
+``margin_agree``). A model that kept its out-of-fold answers when it was fitted (``oof_confidence_`` or
+``oof_review_score_``, with ``oof_correct_``; see :func:`pipelines.models.base.record_out_of_fold`) is flagged
+under the lowest score at which those answers reach ``predict.target_accuracy`` (its out-of-fold risk-coverage
+curve), and whenever its confidence is under ``predict.review_floor``; a model without them (saved before
+thresholds were learned, or one that makes no out-of-fold answers, such as the plain reference) is flagged under
+the confidence ``predict.review_threshold``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ TOP_K = 3
 
 @dataclass(frozen=True)
 class ReviewRule:
-    """When an answer needs review: ``confidence < threshold(model)``.
+    """When an answer needs review: ``review_score < threshold(model)`` or ``confidence < floor``.
 
     Attributes:
         target_accuracy: the share of unflagged answers that should be right; a model's threshold is the lowest
-            confidence at which its out-of-fold answers reach it.
-        floor: a learned threshold is never lower than this (a few out-of-fold answers prove little).
-        fallback: the threshold of a model without out-of-fold answers.
+            review score at which its out-of-fold answers reach it.
+        floor: an answer less confident than this always needs review (a few out-of-fold answers prove little).
+        fallback: the confidence threshold of a model without out-of-fold answers.
     """
 
     # No defaults: the values are params.yaml's predict: section (from_params).
@@ -53,16 +56,23 @@ class ReviewRule:
 
     def learned(self, model: Any) -> float | None:
         """The threshold read off the model's out-of-fold answers at ``target_accuracy`` (no floor), or None."""
-        confidence = getattr(model, "oof_confidence_", None)
+        score = _oof_scores(model)
         correct = getattr(model, "oof_correct_", None)
-        if confidence is None or correct is None or len(confidence) == 0:
+        if score is None or correct is None or len(score) == 0:
             return None
-        return review_threshold(confidence, correct, self.target_accuracy)
+        return review_threshold(score, correct, self.target_accuracy)
 
     def threshold(self, model: Any) -> float:
-        """The threshold applied to ``model``'s answers: learned and floored, else the fallback."""
+        """The threshold on ``model``'s review scores: learned (floored when the score is the confidence), else
+        the fallback."""
         learned = self.learned(model)
-        return self.fallback if learned is None else max(learned, self.floor)
+        if learned is None:
+            return self.fallback
+        return learned if _has_own_score(model) else max(learned, self.floor)
+
+    def needs_review(self, confidence: float, score: float, threshold: float) -> bool:
+        """Whether one answer needs review, given the model's :meth:`threshold`."""
+        return bool(score < threshold or confidence < self.floor)
 
     def describe(self) -> str:
         return (
@@ -70,6 +80,28 @@ class ReviewRule:
             f"right (predict.target_accuracy), at least {self.floor:g} (predict.review_floor); "
             f"{self.fallback:g} (predict.review_threshold) for a model without out-of-fold answers"
         )
+
+
+def _has_own_score(model: Any) -> bool:
+    return getattr(model, "oof_review_score_", None) is not None
+
+
+def _oof_scores(model: Any) -> np.ndarray | None:
+    own = getattr(model, "oof_review_score_", None)
+    return own if own is not None else getattr(model, "oof_confidence_", None)
+
+
+def _doc_scored(model: Any, docs: list[Document]) -> tuple[np.ndarray, np.ndarray | None]:
+    if hasattr(model, "predict_proba_scored"):
+        proba, score = model.predict_proba_scored(docs)
+        return proba, score
+    return model.predict_proba(docs), None
+
+
+def _pages_scored(model: Any, docs: list[Document]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    if hasattr(model, "predict_pages_proba_scored"):
+        return list(model.predict_pages_proba_scored(docs))
+    return [(rows, None) for rows in model.predict_pages_proba(docs)]
 
 
 def _scores(row: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
@@ -99,26 +131,35 @@ def predict_documents(
     Returns:
         Per document, in input order: ``sha256``, ``label``, ``confidence``, ``scores`` ({class: prob}),
         ``top`` (the three most probable classes, ``[{label, score}, ...]``, best first), ``needs_review``
-        (confidence under ``review_threshold``), ``review_threshold``, ``n_pages`` and ``pages`` (``page``
+        (``review_score`` under ``review_threshold``, or confidence under the rule's floor), ``review_score``
+        (the confidence, or the model's own score, see :class:`ReviewRule`), ``review_threshold``, ``n_pages`` and ``pages`` (``page``
         1-based, ``label``, ``confidence``, ``scores``). Floats are plain Python floats rounded to 6 decimals.
         A document without pages is scored on its (empty) content and has ``pages == []``.
     """
     docs = list(docs)
     classes = [str(c) for c in model.classes_]
+    rule = review if isinstance(review, ReviewRule) else None
     threshold = review.threshold(model) if isinstance(review, ReviewRule) else float(review)
-    page_proba = model.predict_pages_proba(docs) if docs else []
+    pages_scored = _pages_scored(model, docs) if docs else []
     whole = [i for i, doc in enumerate(docs) if doc.n_pages != 1]
-    doc_proba: dict[int, np.ndarray] = {}
+    doc_scored: dict[int, tuple[np.ndarray, float | None]] = {}
     if whole:
-        for i, row in zip(whole, model.predict_proba([docs[i] for i in whole]), strict=True):
-            doc_proba[i] = row
+        proba_whole, score_whole = _doc_scored(model, [docs[i] for i in whole])
+        for j, i in enumerate(whole):
+            doc_scored[i] = (proba_whole[j], None if score_whole is None else float(score_whole[j]))
     results = []
     for i, doc in enumerate(docs):
-        proba = doc_proba[i] if i in doc_proba else page_proba[i][0]
+        if i in doc_scored:
+            proba, own_score = doc_scored[i]
+        else:
+            page_rows, page_scores = pages_scored[i]
+            proba, own_score = page_rows[0], None if page_scores is None else float(page_scores[0])
         best = int(np.argmax(proba))
         confidence = float(proba[best])
+        score = confidence if own_score is None else own_score
+        flagged = rule.needs_review(confidence, score, threshold) if rule is not None else score < threshold
         pages = []
-        for k, row in enumerate(page_proba[i]):
+        for k, row in enumerate(pages_scored[i][0]):
             page_best = int(np.argmax(row))
             pages.append(
                 {
@@ -135,7 +176,8 @@ def predict_documents(
                 "confidence": round(confidence, _DECIMALS),
                 "scores": _scores(proba, classes),
                 "top": _top(proba, classes),
-                "needs_review": bool(confidence < threshold),
+                "needs_review": bool(flagged),
+                "review_score": round(score, _DECIMALS),
                 "review_threshold": round(threshold, _DECIMALS),
                 "n_pages": doc.n_pages,
                 "pages": pages,

@@ -57,7 +57,8 @@ EXAMPLE_ANSWER: dict[str, Any] = {
                 {"label": "payslip", "score": 0.021655},
             ],
             "needs_review": False,
-            "review_threshold": 0.87,
+            "review_score": 0.871345,
+            "review_threshold": 0.62,
             "n_pages": 3,
             "pages": [
                 {

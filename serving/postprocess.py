@@ -80,7 +80,7 @@ def document_answer(
     """One document of the answer: the prediction of ``pipelines.predict.predict_documents`` plus name, the text
     source of each page, optional thumbnails and, with ``split=auto``, the segments.
 
-    ``needs_review``, ``review_threshold`` and ``top`` are the prediction's: the threshold is the served model's
+    ``needs_review``, ``review_score``, ``review_threshold`` and ``top`` are the prediction's: the threshold is the served model's
     own (learned from its out-of-fold answers at ``predict.target_accuracy``, see ``pipelines.predict``).
 
     Args:
@@ -104,6 +104,7 @@ def document_answer(
         "scores": prediction["scores"],
         "top": [dict(entry) for entry in prediction["top"]],
         "needs_review": bool(prediction["needs_review"]),
+        "review_score": prediction["review_score"],
         "review_threshold": prediction["review_threshold"],
         "n_pages": prediction["n_pages"],
         "pages": pages,

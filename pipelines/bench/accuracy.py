@@ -68,6 +68,8 @@ class Outcome:
     reason: str | None = None
     predicted: list[str] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
+    # what needs_review is read from: the confidence, or the model's own score (pipelines.predict)
+    review_score: list[float] = field(default_factory=list)
     needs_review: list[bool] = field(default_factory=list)
     review_threshold: float | None = None
     fit_seconds: float = 0.0
@@ -202,6 +204,7 @@ def evaluate_split(
     outcome.predict_seconds = time.perf_counter() - started
     outcome.predicted = [str(a["label"]) for a in answers]
     outcome.confidence = [float(a["confidence"]) for a in answers]
+    outcome.review_score = [float(a["review_score"]) for a in answers]
     outcome.needs_review = [bool(a["needs_review"]) for a in answers]
     threshold = answers[0].get("review_threshold") if answers else None
     outcome.review_threshold = None if threshold is None else float(threshold)
@@ -418,7 +421,7 @@ def summarise_draws(
                 },
                 "diff_vs_reference": paired_difference([p[0] for p in paired], [p[1] for p in paired]),
                 "selective": selective_summary(
-                    [c for o in mine for c in o.confidence],
+                    [c for o in mine for c in o.review_score],
                     correct,
                     [f for o in mine for f in o.needs_review],
                     target_accuracy,
@@ -481,7 +484,7 @@ def summarise_sources(
                 [float(c) for c in paired_c], [float(r) for r in paired_r]
             ),
             "selective": selective_summary(
-                [c for o in ok for c in o.confidence],
+                [c for o in ok for c in o.review_score],
                 correct,
                 [f for o in ok for f in o.needs_review],
                 target_accuracy,
@@ -503,8 +506,8 @@ def prediction_rows(
         if o.status != "ok":
             continue
         split = by_key[(o.protocol, o.key)]
-        for i, predicted, confidence, review in zip(
-            split.test, o.predicted, o.confidence, o.needs_review, strict=True
+        for i, predicted, confidence, score, review in zip(
+            split.test, o.predicted, o.confidence, o.review_score, o.needs_review, strict=True
         ):
             rows.append(
                 {
@@ -516,6 +519,7 @@ def prediction_rows(
                     "true": str(labels[i]),
                     "predicted": predicted,
                     "confidence": _round(confidence),
+                    "review_score": _round(score),
                     "needs_review": review,
                     "review_threshold": o.review_threshold,
                 }

@@ -21,7 +21,19 @@ from pipelines.params import ParamsError, train_sections, validate_section
 logger = logging.getLogger(__name__)
 
 # "reference" is the plain baseline of issue 11 that `make bench` runs beside every candidate.
-CANDIDATES = ("text", "visual", "fusion", "transformer", "reference", "stack", "title", "semantic", "hog")
+# "stack_fast" is the stack over ``train.stack.fast_views`` (the fast profile: no semantic view).
+CANDIDATES = (
+    "text",
+    "visual",
+    "fusion",
+    "transformer",
+    "reference",
+    "stack",
+    "stack_fast",
+    "title",
+    "semantic",
+    "hog",
+)
 
 
 def _section(params: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -84,7 +96,9 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
     if name == "reference":
         return _build(ReferenceClassifier, _section(params, "reference"), "reference", random_state=seed)
     if name == "stack":
-        return _stack(params, seed)
+        return _stack(params, seed, "views")
+    if name == "stack_fast":
+        return _stack(params, seed, "fast_views")
     if name == "title":
         return _build(TitleClassifier, _section(params, "title"), "title", random_state=seed)
     if name == "semantic":
@@ -94,13 +108,18 @@ def make_candidate(name: str, params: Mapping[str, Any], seed: int) -> Any:
     raise ValueError(f"unknown candidate {name!r}: expected one of {', '.join(CANDIDATES)}")
 
 
-def _stack(params: Mapping[str, Any], seed: int) -> StackClassifier:
-    """The stack over the candidates named in ``train.stack.views``, each built from its own section."""
+def _stack(params: Mapping[str, Any], seed: int, views_key: str) -> StackClassifier:
+    """The stack over the candidates named in ``train.stack.<views_key>`` (``views``, or ``fast_views`` for
+    ``stack_fast``), each built from its own section."""
     section = _section(params, "stack")
-    names = section.pop("views", None)
-    allowed = [name for name in CANDIDATES if name not in ("stack", "transformer")]
+    names = section.pop(views_key, None)
+    for key in ("views", "fast_views"):
+        section.pop(key, None)
+    allowed = [name for name in CANDIDATES if name not in ("stack", "stack_fast", "transformer")]
     if not isinstance(names, list | tuple) or not names or any(name not in allowed for name in names):
-        raise ValueError(f"expected train.stack.views to be a non-empty list of {allowed}, found {names!r}")
+        raise ValueError(
+            f"expected train.stack.{views_key} to be a non-empty list of {allowed}, found {names!r}"
+        )
     views, dropped = [], []
     for name in dict.fromkeys(str(name) for name in names):
         try:

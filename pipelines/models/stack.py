@@ -16,6 +16,19 @@ training document reaches the meta-model as evidence about that document:
 
 The probabilities are calibrated by construction: a logistic regression fitted on held-out evidence.
 
+Beside the views' log-probabilities the meta-model can read the title-identifier features of
+:mod:`pipelines.models.identifiers` (``identifiers``): per class, how strongly the form numbers of the title point
+at it; for the training documents they are out of fold (same inner folds as the views'). With ``standardize`` every meta feature is standardised on the training documents first (the two kinds
+of feature have different scales).
+
+Which answers need review (``review_score``):
+
+- ``max_probability``: the arg-max probability, as for every other candidate;
+- ``margin_agree``: the margin of the best class over the second, minus 1 when any view's own answer differs from
+  the stack's, so every disagreement ranks below every agreement. Out of fold it is computed from the meta-model's
+  out-of-fold probabilities and the views' out-of-fold answers (``oof_review_score_``); the review threshold is
+  read off that curve (:class:`pipelines.predict.ReviewRule`).
+
 The "other" class (``other``):
 
 - ``plain``: one class among the others (multinomial meta-model);
@@ -40,12 +53,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines.document import Document
 from pipelines.models.base import (
     CandidateUnavailable,
     PageMixin,
+    _one_page_docs,
     _single_threaded_blas,
     _split_rows,
     calibration_folds,
@@ -56,10 +72,12 @@ from pipelines.models.base import (
     record_out_of_fold,
     softmax,
 )
+from pipelines.models.identifiers import TitleIdentifierFeatures
 
 log = logging.getLogger(__name__)
 
 OTHER_MODES = ("plain", "open_set")
+REVIEW_SCORES = ("max_probability", "margin_agree")
 # the one candidate saved with save_pretrained instead of joblib: it cannot live inside a pickled stack
 _NOT_PICKLED = "transformer"
 # open-set thresholds stay inside (0, 1) so their log-odds are finite
@@ -83,8 +101,13 @@ def _logit(q: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def _meta_lr(C: float) -> LogisticRegression:
-    return LogisticRegression(C=C, max_iter=5000)
+def _meta_lr(C: float, standardize: bool = False) -> LogisticRegression | Pipeline:
+    model = LogisticRegression(C=C, max_iter=5000)
+    return make_pipeline(StandardScaler(), model) if standardize else model
+
+
+def _classes_of(model: Any) -> np.ndarray:
+    return np.asarray(model[-1].classes_ if isinstance(model, Pipeline) else model.classes_)
 
 
 def best_binary_threshold(q: np.ndarray, positive: np.ndarray) -> float:
@@ -114,6 +137,12 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
             outvote the others by an unbounded amount).
         other: ``plain`` or ``open_set`` (how the "other" class is decided).
         other_label: the label of the open class.
+        identifiers: append the title-identifier features (:mod:`pipelines.models.identifiers`) to the
+            meta-model's inputs.
+        identifier_chars: normalised title characters the identifier features read.
+        identifier_common_share: share of a class's titles that makes an identifier one of its common ones.
+        standardize: standardise the meta-model's inputs on the training documents.
+        review_score: ``max_probability`` or ``margin_agree`` (what ``needs_review`` is read from).
         random_state: seed of the inner folds.
     """
 
@@ -129,6 +158,11 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         clip: float,
         other: str,
         other_label: str,
+        identifiers: bool,
+        identifier_chars: int,
+        identifier_common_share: float,
+        standardize: bool,
+        review_score: str,
         random_state: int,
     ) -> None:
         self.views = views
@@ -137,6 +171,11 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         self.clip = clip
         self.other = other
         self.other_label = other_label
+        self.identifiers = identifiers
+        self.identifier_chars = identifier_chars
+        self.identifier_common_share = identifier_common_share
+        self.standardize = standardize
+        self.review_score = review_score
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------------------------ fit
@@ -166,6 +205,10 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         if not grid or any(not isinstance(c, int | float) or not c > 0 for c in grid):
             raise ValueError(
                 f"expected a positive meta-model C or a non-empty list of them, found {self.C!r}"
+            )
+        if self.review_score not in REVIEW_SCORES:
+            raise ValueError(
+                f"expected review_score to be one of {', '.join(REVIEW_SCORES)}, found {self.review_score!r}"
             )
         if int(self.folds) < 2:
             raise ValueError(f"expected at least 2 inner folds, found {self.folds!r}")
@@ -204,8 +247,20 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         if not self.views_:
             reasons = "; ".join(f"{name}: {reason}" for name, reason in self.dropped_views_.items())
             raise CandidateUnavailable(f"no view of the stack can be trained here ({reasons})")
+        self.identifiers_: TitleIdentifierFeatures | None = None
+        extra = None
+        if self.identifiers:
+            self.identifiers_ = TitleIdentifierFeatures(
+                max_chars=int(self.identifier_chars), common_share=float(self.identifier_common_share)
+            )
+            if k == 0:
+                self.identifiers_.fit(docs, y_idx, len(self.classes_))
+            else:
+                splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
+                folds = list(splitter.split(np.zeros(len(docs)), y_idx))
+                extra = self.identifiers_.fit_transform(docs, y_idx, len(self.classes_), folds)
         with _single_threaded_blas():
-            self._fit_meta(oof, y_idx, k)
+            self._fit_meta(oof, y_idx, k, extra)
         return self
 
     def _fit_view(
@@ -232,14 +287,15 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
             )
         return fitted, oof, f"{k} stratified inner folds"
 
-    def _features(self, probas: Sequence[np.ndarray]) -> np.ndarray:
-        return np.hstack([np.log(np.clip(p, self.clip, 1.0)) for p in probas])
+    def _features(self, probas: Sequence[np.ndarray], extra: np.ndarray | None) -> np.ndarray:
+        blocks = [np.log(np.clip(p, self.clip, 1.0)) for p in probas]
+        return np.hstack(blocks + ([] if extra is None else [extra]))
 
     def _grid(self) -> list[float]:
         grid: Sequence[float] = self.C if isinstance(self.C, list | tuple) else [float(self.C)]  # type: ignore[arg-type]
         return [float(c) for c in grid]
 
-    def _fit_meta(self, oof: list[np.ndarray], y_idx: np.ndarray, k: int) -> None:
+    def _fit_meta(self, oof: list[np.ndarray], y_idx: np.ndarray, k: int, extra: np.ndarray | None) -> None:
         names = "+".join(name for name, _ in self.views_)
         self.meta_: Any = None
         self.thresholds_: np.ndarray | None = None
@@ -254,9 +310,10 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
             )
             log.warning("stack: %s", self.combination_)
             self.oof_proba_ = None
+            self.oof_review_score_ = None
             record_out_of_fold(self, None, y_idx)
             return
-        Z = self._features(oof)
+        Z = self._features(oof, extra)
         folds = list(
             StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state + 1).split(Z, y_idx)
         )
@@ -271,18 +328,24 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         self.C_ = next(C for C in fits if self.oof_log_loss_[C] <= best + 1e-12)
         oof_proba, self.thresholds_, self.temperature_ = fits[self.C_]
         if other == "plain":
-            self.meta_ = _meta_lr(self.C_).fit(Z, y_idx)
+            self.meta_ = _meta_lr(self.C_, self.standardize).fit(Z, y_idx)
         else:
-            self.meta_ = [_meta_lr(self.C_).fit(Z, y_idx == cls) for cls in self._positives()]
+            self.meta_ = [
+                _meta_lr(self.C_, self.standardize).fit(Z, y_idx == cls) for cls in self._positives()
+            ]
         chosen = (
             f"C={self.C_:g}" if len(fits) == 1 else f"C={self.C_:g} of {self._grid()} by out-of-fold log loss"
         )
+        inputs = f"the {len(self.views_)} views' ({names}) out-of-fold log-probabilities"
+        if extra is not None:
+            inputs += " and the title-identifier features"
         self.combination_ = (
-            f"{other}{reason}: LogisticRegression({chosen}) on the {len(self.views_)} views' ({names}) "
-            f"out-of-fold log-probabilities; its own out-of-fold answers from {k} folds"
+            f"{other}{reason}: {'standardised ' if self.standardize else ''}LogisticRegression({chosen}) on "
+            f"{inputs}; its own out-of-fold answers from {k} folds; review score {self.review_score}"
         )
         self.oof_proba_ = oof_proba
         record_out_of_fold(self, oof_proba, y_idx)
+        self.oof_review_score_ = self._review_scores(oof_proba, oof)
 
     def _positives(self) -> np.ndarray:
         return np.flatnonzero(self.classes_ != self.other_label)
@@ -296,16 +359,16 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         if self.other_mode_ == "plain":
             proba = np.zeros((len(y_idx), n_classes))
             for train_idx, test_idx in folds:
-                meta = _meta_lr(C).fit(Z[train_idx], y_idx[train_idx])
+                meta = _meta_lr(C, self.standardize).fit(Z[train_idx], y_idx[train_idx])
                 proba[test_idx] = _aligned(
-                    meta.predict_proba(Z[test_idx]), meta.classes_, np.arange(n_classes)
+                    meta.predict_proba(Z[test_idx]), _classes_of(meta), np.arange(n_classes)
                 )
             return proba, None, 1.0
         positives = self._positives()
         q_oof = np.zeros((len(y_idx), len(positives)))
         for train_idx, test_idx in folds:
             for j, cls in enumerate(positives):
-                model = _meta_lr(C).fit(Z[train_idx], y_idx[train_idx] == cls)
+                model = _meta_lr(C, self.standardize).fit(Z[train_idx], y_idx[train_idx] == cls)
                 q_oof[test_idx, j] = model.predict_proba(Z[test_idx])[:, 1]
         thresholds = np.array(
             [best_binary_threshold(q_oof[:, j], y_idx == cls) for j, cls in enumerate(positives)]
@@ -322,27 +385,76 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------------------------------------- predict
 
-    def _combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+    def _review_scores(self, proba: np.ndarray | None, probas: Sequence[np.ndarray]) -> np.ndarray | None:
+        """The review score of each answer in ``proba`` given the views' probabilities (``review_score``)."""
+        if proba is None:
+            return None
+        # a stack pickled before review scores existed answers with its maximum probability
+        if getattr(self, "review_score", "max_probability") == "max_probability" or len(proba) == 0:
+            return proba.max(axis=1) if len(proba) else np.zeros(0)
+        top = np.sort(proba, axis=1)
+        margin = top[:, -1] - (top[:, -2] if proba.shape[1] > 1 else 0.0)
+        answer = proba.argmax(axis=1)
+        agree = np.ones(len(proba), dtype=bool)
+        for view_proba in probas:
+            agree &= np.asarray(view_proba).argmax(axis=1) == answer
+        return margin - 1.0 * ~agree
+
+    def _extra(self, docs: Sequence[Document]) -> np.ndarray | None:
+        identifiers = getattr(self, "identifiers_", None)
+        return None if identifiers is None else identifiers.transform(docs)
+
+    def _combine(self, probas: Sequence[np.ndarray], extra: np.ndarray | None) -> np.ndarray:
         if self.meta_ is None:
             return softmax(np.mean([np.log(np.clip(p, self.clip, 1.0)) for p in probas], axis=0))
-        Z = self._features(probas)
+        Z = self._features(probas, extra)
         if self.other_mode_ == "plain":
-            return _aligned(self.meta_.predict_proba(Z), self.meta_.classes_, np.arange(len(self.classes_)))
+            return _aligned(
+                self.meta_.predict_proba(Z), _classes_of(self.meta_), np.arange(len(self.classes_))
+            )
         q = np.column_stack([model.predict_proba(Z)[:, 1] for model in self.meta_])
         assert self.thresholds_ is not None  # set with the open-set meta-models
         return softmax(self._open_scores(q, self.thresholds_), self.temperature_)
 
-    def predict_proba(self, X: Sequence[Document]) -> np.ndarray:
-        """(n_docs, n_classes) probabilities of the meta-model, columns in ``classes_`` order."""
-        check_is_fitted(self, "views_")
-        docs = check_docs(X)
-        if not docs:
-            return np.zeros((0, len(self.classes_)))
-        probas = [
+    def _view_probas(self, docs: list[Document]) -> list[np.ndarray]:
+        return [
             _aligned(view.predict_proba(docs), np.asarray(view.classes_).astype(str), self.classes_)
             for _, view in self.views_
         ]
-        return self._combine(probas)
+
+    def predict_proba_scored(self, X: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of the meta-model (columns in ``classes_`` order) and each answer's review score."""
+        check_is_fitted(self, "views_")
+        docs = check_docs(X)
+        if not docs:
+            return np.zeros((0, len(self.classes_))), np.zeros(0)
+        probas = self._view_probas(docs)
+        proba = self._combine(probas, self._extra(docs))
+        score = self._review_scores(proba, probas)
+        assert score is not None
+        return proba, score
+
+    def predict_proba(self, X: Sequence[Document]) -> np.ndarray:
+        """(n_docs, n_classes) probabilities of the meta-model, columns in ``classes_`` order."""
+        return self.predict_proba_scored(X)[0]
+
+    def predict_pages_proba_scored(self, docs: Sequence[Document]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per page of each document (each page a one-page document): the meta-model's probabilities through
+        every view's page probabilities, and each page answer's review score."""
+        check_is_fitted(self, "views_")
+        docs = check_docs(docs)
+        counts = [doc.n_pages for doc in docs]
+        if sum(counts) == 0:
+            return [(np.zeros((0, len(self.classes_))), np.zeros(0)) for _ in docs]
+        probas = []
+        for _, view in self.views_:
+            rows = np.vstack(view.predict_pages_proba(docs))
+            probas.append(_aligned(rows, np.asarray(view.classes_).astype(str), self.classes_))
+        flat, _ = _one_page_docs(docs)
+        proba = self._combine(probas, self._extra(flat))
+        score = self._review_scores(proba, probas)
+        assert score is not None
+        return list(zip(_split_rows(proba, counts), _split_rows(score, counts), strict=True))
 
     def predict_pages_proba(self, docs: Sequence[Document]) -> list[np.ndarray]:
         """Per-page probabilities of each document: every view's page probabilities, through the meta-model.
@@ -350,20 +462,12 @@ class StackClassifier(PageMixin, ClassifierMixin, BaseEstimator):
         Returns:
             One (n_pages, n_classes) array per document ((0, n_classes) for a document without pages).
         """
-        check_is_fitted(self, "views_")
-        docs = check_docs(docs)
-        counts = [doc.n_pages for doc in docs]
-        if sum(counts) == 0:
-            return [np.zeros((0, len(self.classes_))) for _ in docs]
-        probas = []
-        for _, view in self.views_:
-            rows = np.vstack(view.predict_pages_proba(docs))
-            probas.append(_aligned(rows, np.asarray(view.classes_).astype(str), self.classes_))
-        return _split_rows(self._combine(probas), counts)
+        return [proba for proba, _ in self.predict_pages_proba_scored(docs)]
 
     @property
     def recipe(self) -> str:
         """What this stack is made of, e.g. ``stack(text+visual, plain)`` (views actually used once fitted)."""
         views = self.views_ if hasattr(self, "views_") else list(self.views)
         mode = getattr(self, "other_mode_", self.other)
-        return f"stack({'+'.join(name for name, _ in views)}, {mode})"
+        names = [name for name, _ in views] + (["identifiers"] if getattr(self, "identifiers", False) else [])
+        return f"stack({'+'.join(names)}, {mode})"

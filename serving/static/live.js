@@ -50,10 +50,11 @@ function pageRange(segment) {
 }
 
 function review(doc) {
-  const threshold = "review threshold " + percent(doc.review_threshold);
+  // the review score is the confidence, or a stacked model's own score (margin, minus 1 on disagreement)
+  const against = "review score " + doc.review_score.toFixed(3) + ", the model's review threshold " + doc.review_threshold.toFixed(3);
   return doc.needs_review
-    ? el("span", { class: "review", "data-testid": "review", title: "confidence under the model's " + threshold }, "needs review")
-    : el("span", { class: "reviewed", "data-testid": "review", title: "confidence at or over the model's " + threshold }, "no review needed");
+    ? el("span", { class: "review", "data-testid": "review", title: "needs review: " + against }, "needs review")
+    : el("span", { class: "reviewed", "data-testid": "review", title: "no review needed: " + against }, "no review needed");
 }
 
 function topClasses(doc) {

@@ -380,7 +380,7 @@ def test_accuracy_module_calls_the_shipped_prediction_code(monkeypatch):
 
     def fake(model: object, docs: Sequence[Document], review: ReviewRule) -> list[dict]:
         calls.append(review)
-        return [{"label": "w9", "confidence": 0.5, "needs_review": True} for _ in docs]
+        return [{"label": "w9", "confidence": 0.5, "review_score": 0.5, "needs_review": True} for _ in docs]
 
     monkeypatch.setattr(accuracy, "predict_documents", fake)
     splits, _ = draw_splits(labels, sizes=[2], draws=1, seed=0)

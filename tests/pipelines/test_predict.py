@@ -28,6 +28,7 @@ DOC_KEYS = {
     "scores",
     "top",
     "needs_review",
+    "review_score",
     "review_threshold",
     "pages",
     "n_pages",

@@ -173,9 +173,9 @@ def test_the_split_toggle_shows_the_documents_of_a_bundle_with_review_and_top_th
             assert shown_top == [f"{t['label']} {100 * t['score']:.1f}%" for t in answer["top"]]
             review = page.text_content("[data-testid=review]")
             assert review == ("needs review" if answer["needs_review"] else "no review needed")
-            assert f"{100 * answer['review_threshold']:.1f}%" in page.get_attribute(
-                "[data-testid=review]", "title"
-            )
+            title = page.get_attribute("[data-testid=review]", "title")
+            assert f"review score {answer['review_score']:.3f}" in title
+            assert f"review threshold {answer['review_threshold']:.3f}" in title
             shot = tmp_path_factory.mktemp("live-page") / "split.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000

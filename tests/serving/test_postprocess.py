@@ -59,12 +59,14 @@ def test_document_answer_carries_the_model_review_decision_and_the_top_three() -
         "scores": {"w9": 0.55, "other": 0.45},
         "top": [{"label": "w9", "score": 0.55}, {"label": "other", "score": 0.45}],
         "needs_review": True,
+        "review_score": 0.1,
         "review_threshold": 0.7,
         "n_pages": 1,
         "pages": [{"page": 1, "label": "w9", "confidence": 0.55, "scores": {"w9": 0.55, "other": 0.45}}],
     }
     answer = document_answer(prediction, "a.pdf", [{"source": "ocr", "rotation": 90}], ["data:x"])
     assert answer["needs_review"] is True and answer["review_threshold"] == 0.7 and answer["name"] == "a.pdf"
+    assert answer["review_score"] == 0.1
     assert answer["top"] == prediction["top"]
     assert answer["pages"][0] == {
         **prediction["pages"][0],

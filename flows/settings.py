@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # Who promotes or rolls back by hand (recorded with the alias move); unset: the login name.
     user: str | None = None
 
+    # Batch classification (`docclass classify`, flows/batch.py): the Dask scheduler to run shards on (e.g.
+    # tcp://127.0.0.1:8786; unset: a local process pool), and the S3 endpoint of s3:// sources (unset: AWS;
+    # credentials from the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables or files).
+    dask_address: str | None = None
+    s3_endpoint_url: str | None = None
+
     # Notifications (flows/notify.py): one e-mail per new version; `make mail-up` catches them in .data/mail.
     smtp_host: str | None = "127.0.0.1"  # "none": no e-mail
     smtp_port: int = 1025

@@ -189,7 +189,10 @@ def _load(dataset_dir: Path, params: Mapping[str, Any], cache_dir: Path | None) 
     from pipelines.dataset import load_labeled_documents
     from pipelines.extract import ExtractConfig, ExtractionCache
     from pipelines.ingest import Limits
+    from pipelines.models.semantic import use_embedding_store
 
+    # each round runs in a new process: the embeddings of documents already seen come from disk
+    use_embedding_store(cache_dir / "embeddings" if cache_dir is not None else None)
     return load_labeled_documents(
         dataset_dir,
         ExtractConfig.from_params(params["extract"]),

@@ -102,13 +102,16 @@ def train(
     ] = None,
 ) -> None:
     """Cross-validate the candidates, pick the best and fit it on every document."""
+    from flows.settings import Settings
     from pipelines.models import save_model
+    from pipelines.models.semantic import use_embedding_store
     from pipelines.train import train_best
 
     params = _params(ctx)
     review = _review_rule(params)
     dataset = _load_dataset(dataset_dir, params)
     _require_two_classes(dataset)
+    use_embedding_store(Settings().cache_dir / "embeddings")
     names = candidate or params["train"]["candidates"]
     with _progress("cross-validating candidates", len(names)) as advance:
         try:

@@ -14,12 +14,16 @@ When the package or the checkpoint is absent, :meth:`SemanticClassifier.fit` rai
 
 Embedding is the dominant cost, so embeddings are kept in a process-wide cache keyed by the model and the exact
 input text (:func:`clear_embedding_cache`): cross-validation, refits on overlapping training sets (the
-benchmark's draws) and a document scored again as its own first page compute each embedding once. The loaded
+benchmark's draws) and a document scored again as its own first page compute each embedding once. A caller
+that trains again and again in new processes (each retraining round of the loop is one) also names an on-disk
+store (:func:`use_embedding_store`): one small ``.npy`` file per embedding, written atomically, so a round
+embeds only the documents labelled since the last one. The loaded
 model is process-wide too and never pickled: a fitted classifier pickles small and reloads the model lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -215,6 +219,56 @@ def load_embedder(model: str, prefix: str, num_threads: int) -> Embedder:
 
 _cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _cache_lock = threading.Lock()
+_store: Path | None = None
+
+
+def use_embedding_store(directory: Path | None) -> None:
+    """Keep embeddings on disk under ``directory`` too (None: memory only), for this process.
+
+    Files are ``<directory>/<model digest>/<text digest>.npy``, written to a temporary name and renamed, so a
+    reader never sees a partial file; one that cannot be read is recomputed (and rewritten), one that cannot be
+    written is skipped with a warning: the store only ever saves time.
+    """
+    global _store
+    _store = None if directory is None else Path(directory)
+
+
+def _store_path(key: tuple[str, str]) -> Path | None:
+    if _store is None:
+        return None
+    model = hashlib.sha256(key[0].encode("utf-8")).hexdigest()[:16]
+    return _store / model / f"{key[1]}.npy"
+
+
+def _store_read(key: tuple[str, str]) -> np.ndarray | None:
+    path = _store_path(key)
+    if path is None or not path.is_file():
+        return None
+    try:
+        row = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        log.warning("embedding store: %s unreadable (%s); computing it again", path, error)
+        return None
+    if row.ndim != 1 or row.dtype != np.float32:
+        log.warning("embedding store: %s holds %s %s, expected a float32 vector", path, row.dtype, row.shape)
+        return None
+    return row
+
+
+def _store_write(key: tuple[str, str], row: np.ndarray) -> None:
+    path = _store_path(key)
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(row, dtype=np.float32), allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as error:
+        log.warning("embedding store: could not write %s (%s); kept in memory only", path, error)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def clear_embedding_cache() -> None:
@@ -242,6 +296,12 @@ def embed_cached(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
             if row is not None:
                 _cache.move_to_end(key)
                 found[key] = row
+    for key in dict.fromkeys(key for key in keys if key not in found):
+        stored = _store_read(key)
+        if stored is not None:
+            found[key] = stored
+            with _cache_lock:
+                _cache[key] = stored
     missing = list(dict.fromkeys(key for key in keys if key not in found))
     if missing:
         first = {key: text for key, text in zip(keys, texts, strict=True)}
@@ -256,6 +316,8 @@ def embed_cached(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
                 found[key] = _cache[key] = row
             while len(_cache) > CACHE_ENTRIES:
                 _cache.popitem(last=False)
+        for key, row in zip(missing, rows, strict=True):
+            _store_write(key, row)
     widths = {found[key].shape[0] for key in keys}
     if len(widths) > 1:
         raise ValueError(f"embedding model {embedder.model_id} returned rows of lengths {sorted(widths)}")

@@ -240,6 +240,35 @@ def test_semantic_embeddings_are_computed_once_per_text(fake_model):
     assert len(fake_model.embedded) == first + 3  # two texts and the empty title again
 
 
+def test_embeddings_on_disk_survive_a_new_process_and_a_corrupt_file_is_recomputed(fake_model, tmp_path):
+    """The loop trains each round in a new process: with a store, a text embedded once is never embedded again;
+    a file that cannot be read is recomputed and rewritten; an unwritable store only costs time."""
+    texts = ["form w-9 request for taxpayer", "invoice number 12 total due", "payslip gross net"]
+    semantic_module.use_embedding_store(tmp_path / "store")
+    try:
+        first = semantic_module.embed_cached(fake_model, texts)
+        assert len(fake_model.embedded) == 3
+        files = sorted((tmp_path / "store").rglob("*.npy"))
+        assert len(files) == 3 and not list((tmp_path / "store").rglob("*.tmp"))
+        semantic_module.clear_embedding_cache()  # what a new process starts with
+        np.testing.assert_array_equal(semantic_module.embed_cached(fake_model, texts), first)
+        assert len(fake_model.embedded) == 3
+        files[0].write_bytes(b"\x93NUMPY truncated")
+        semantic_module.clear_embedding_cache()
+        np.testing.assert_array_equal(semantic_module.embed_cached(fake_model, texts), first)
+        assert len(fake_model.embedded) == 4  # only the unreadable one again
+        semantic_module.clear_embedding_cache()
+        semantic_module.embed_cached(fake_model, texts)
+        assert len(fake_model.embedded) == 4  # and it was rewritten
+        blocked = tmp_path / "blocked"
+        blocked.write_text("a file where the store's directory should be")
+        semantic_module.use_embedding_store(blocked)
+        semantic_module.clear_embedding_cache()
+        np.testing.assert_array_equal(semantic_module.embed_cached(fake_model, texts), first)
+    finally:
+        semantic_module.use_embedding_store(None)
+
+
 def test_semantic_model_refuses_a_different_embedding_model(fake_model):
     train, y_train = make_docs(4, seed=11)
     model = candidate("semantic", model="fake", calibration_folds=2).fit(train, y_train)

@@ -2,4 +2,7 @@
 
 from flows.cli.app import app
 
-app()
+# Guarded: worker processes started with "spawn" (`docclass classify`'s local pool) import the main module
+# again, and must not run the command a second time.
+if __name__ == "__main__":
+    app()

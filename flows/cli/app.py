@@ -4,7 +4,8 @@
 - :mod:`flows.cli.labeling`: import, labeling init|pull|preannotate|webhook;
 - :mod:`flows.cli.versions`: versions, promote, rollback, reproduce, compare, round;
 - :mod:`flows.cli.split`: split, bench-split;
-- :mod:`flows.cli.loop`: flows run|serve|trigger-webhook|demo|bench-loop.
+- :mod:`flows.cli.loop`: flows run|serve|trigger-webhook|demo|bench-loop;
+- :mod:`flows.cli.batch`: classify (batch classification on Dask or a local process pool).
 
 Every command reads its configuration at entry through :mod:`flows.cli.console` and passes values down;
 stdout carries results (JSON lines), progress, tables and errors go to stderr.
@@ -19,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from flows.cli import labeling, loop, model, split, versions
+from flows.cli import batch, labeling, loop, model, split, versions
 from flows.cli.console import err
 
 app = typer.Typer(
@@ -54,3 +55,4 @@ labeling.register(app)
 versions.register(app)
 split.register(app)
 loop.register(app)
+batch.register(app)

@@ -124,8 +124,7 @@ def read_s3(url: str, config: S3Config, limits: Limits) -> bytes:
         raise SourceError(f"cannot read {url}: {error}") from error
     if len(data) > limits.max_file_bytes:
         raise FileTooLargeError(
-            f"{url} is larger than {limits.max_file_bytes / MB:.0f} MB: the limit is "
-            f"{limits.max_file_bytes / MB:.0f} MB per file"
+            f"{url} is larger than the limit of {limits.max_file_bytes / MB:.0f} MB per file"
         )
     return data
 

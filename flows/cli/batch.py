@@ -87,6 +87,11 @@ def classify(
             ValueError,
         ) as error:
             _fail(str(error))
+        except OSError as error:  # the scheduler does not answer, or the output cannot be written
+            hint = ""
+            if settings.dask_address and settings.dask_address in str(error):
+                hint = f": expected a Dask scheduler at DOCCLASS_DASK_ADDRESS={settings.dask_address} (unset it to run locally)"
+            _fail(f"{error}{hint}")
     if summary["errors"]:
         err.print(
             f"[yellow]{summary['errors']} document(s) could not be classified[/yellow] (see their `error`)"

@@ -578,6 +578,27 @@ def test_no_champion_is_a_clear_error(batch_env: World, tmp_path: Path, monkeypa
     assert result.exit_code == 2 and "version 1.9 of 'docclass' does not exist" in result.output
 
 
+@pytest.mark.slow
+def test_a_dask_scheduler_that_does_not_answer_is_a_clear_error(
+    batch_env: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "2s")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result = cli(
+        "classify",
+        str(batch_env.docs),
+        "--out",
+        str(tmp_path / "r.jsonl"),
+        env={"DOCCLASS_DASK_ADDRESS": address},
+    )
+    assert result.exit_code == 2, result.output
+    assert (
+        f"expected a Dask scheduler at DOCCLASS_DASK_ADDRESS={address} (unset it to run locally)"
+        in result.output
+    )
+    assert not (tmp_path / "r.jsonl").exists()
+
+
 # ------------------------------------------------------------------------------------------------------- S3
 
 

@@ -374,3 +374,15 @@ def test_new_candidates_take_every_argument_from_params_yaml(name, cls):
 def test_pages_built_in_code_have_an_empty_title():
     page = Page(index=0, text="x", source="text", image=np.zeros((128, 96), np.uint8))
     assert page.title == ""
+
+
+def test_the_speed_benchmark_times_prediction_without_cached_embeddings(fake_model):
+    """A new document is never in the embedding cache: each timed run embeds every text again."""
+    from pipelines.bench.speed import measure_prediction
+
+    train, y_train = make_docs(4, seed=12)
+    model = candidate("semantic", model="fake", calibration_folds=2).fit(train, y_train)
+    before = len(fake_model.embedded)
+    measure_prediction(model, train[:3], 0.5, repeats=3)
+    per_run = len({doc.pages[0].text for doc in train[:3]}) + 1  # their texts and the (empty) title
+    assert len(fake_model.embedded) - before == 3 * per_run

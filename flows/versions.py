@@ -251,6 +251,7 @@ def _evaluate_champion(
     from pipelines.evaluate import cross_validate
     from pipelines.gates import forward_accuracy
     from pipelines.models import CandidateUnavailable, make_candidate
+    from pipelines.models.persistence import LibraryVersionError
 
     if champion is None:
         return None, None, {}
@@ -281,9 +282,20 @@ def _evaluate_champion(
             champion_metrics = {}
     new = [i for i, doc in enumerate(dataset.documents) if doc.sha256 not in trained_on]
     forward = None
+    unloadable = None
     if new:
         # Downloaded and checked against the digest registered with the champion before anything is unpickled.
-        model = registry.load_version(champion.number, workdir).model
+        try:
+            model = registry.load_version(champion.number, workdir).model
+        except LibraryVersionError as error:
+            # saved by libraries or docclass model code this process cannot load (an upgrade): the service
+            # cannot load it either, so the round goes on without the forward comparison and says why
+            logger.warning(
+                "champion %s cannot be loaded here, no forward comparison: %s", champion.name, error
+            )
+            unloadable = str(error)
+            new = []
+    if new:
         docs = [dataset.documents[i] for i in new]
         truth = [dataset.labels[i] for i in new]
         oof = dict(zip(result.best.report.sha256, result.best.report.y_pred, strict=True))
@@ -298,6 +310,8 @@ def _evaluate_champion(
         "forward_accuracy": forward.champion if forward else None,
         "new_docs_accuracy": forward.candidate if forward else None,
     }
+    if unloadable is not None:
+        tags["champion_unloadable"] = unloadable
     return champion_metrics, forward, tags
 
 

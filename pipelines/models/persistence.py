@@ -34,7 +34,19 @@ MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 DIGESTS_FILE = "digests.json"
 TRANSFORMER_DIR = "transformer"
-_META_KEYS = ("candidate", "classes", "params", "created", "versions", "format")
+_META_KEYS = ("candidate", "classes", "params", "created", "versions", "format", "model_code")
+# The version of docclass's own code of each candidate (its pickled classes and what their fitted state means).
+# Raise a candidate's number whenever a model fitted by the old code would compute something else under the new
+# one (stack 2: title-identifier features): a process refuses a model of another model code with a
+# clear error instead of failing on every prediction. Models saved before it was recorded are model code 1.
+MODEL_CODES = {"stack": 2}
+
+
+def model_code(candidate: str) -> int:
+    """The model code of ``candidate`` in this docclass (see :data:`MODEL_CODES`)."""
+    return MODEL_CODES.get(candidate, 1)
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
@@ -125,6 +137,7 @@ def save_model(model: Any, model_dir: Path, meta: Mapping[str, Any]) -> dict[str
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": library_versions(),
         "format": 1,
+        "model_code": model_code(name),
     }
     (model_dir / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     seal_model_dir(model_dir)
@@ -289,6 +302,27 @@ def _major_minor(version: str, parts: int) -> tuple[str, ...]:
     return tuple(re.split(r"[.+]", version)[:parts])
 
 
+def check_model_code(meta: Mapping[str, Any], model_dir: Path | str = "the model") -> None:
+    """Refuse a model saved by another version of docclass's code for its candidate (:data:`MODEL_CODES`).
+
+    Raises:
+        LibraryVersionError: the recorded model code differs from this process's (1 when none is recorded).
+    """
+    saved = meta.get("model_code", 1)
+    here = model_code(str(meta.get("candidate")))
+    if saved != here:
+        newer = isinstance(saved, int) and saved > here
+        raise LibraryVersionError(
+            f"{model_dir} was saved by docclass model code {saved!r} of {meta.get('candidate')}; this process runs "
+            f"model code {here}: "
+            + (
+                "upgrade docclass here (and restart this process) to load it"
+                if newer
+                else "train the model again with this docclass"
+            )
+        )
+
+
 def check_library_versions(meta: Mapping[str, Any], model_dir: Path | str = "the model") -> None:
     """Refuse a model saved with libraries this environment may unpickle wrongly.
 
@@ -411,7 +445,8 @@ def load_verified(
 
     Raises:
         ModelIntegrityError: a missing, changed or unlisted file, or digests that do not match ``expected_digest``.
-        LibraryVersionError: saved with a scikit-learn / numpy (or torch / transformers) this one cannot load.
+        LibraryVersionError: saved with a scikit-learn / numpy (or torch / transformers) this one cannot load,
+            or by another docclass model code (:data:`MODEL_CODES`).
         ModelLoadError: the directory, its meta.json or its model file is missing or unreadable, or the model
             does not match its metadata.
     """
@@ -429,6 +464,7 @@ def load_verified(
     verified = verify_model_dir(model_dir, expected_digest)
     meta = _parse_meta(verified[META_FILE], meta_path)
     check_library_versions(meta, model_dir)
+    check_model_code(meta, model_dir)
     if meta["candidate"] == "transformer":
         model = TransformerClassifier.from_pretrained(model_dir / TRANSFORMER_DIR)
     else:

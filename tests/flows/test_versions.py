@@ -310,3 +310,20 @@ def test_a_round_refuses_a_tampered_champion_without_unpickling_it(
         model_path.write_bytes(original)
     assert not marker.exists()
     assert [v.number for v in world.registry.versions(include_incomplete=True)] == [1, 2, 3, 4]
+
+
+def test_after_an_upgrade_a_champion_this_code_cannot_load_does_not_stop_the_loop(
+    rounds: list[Any], world: World, tmp: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """docclass upgraded, the text candidate's model code raised: the service refuses the old champion, and the
+    next round must still register (and may promote) a version instead of failing on the champion forever."""
+    from pipelines.models import persistence
+
+    before = [v.number for v in world.registry.versions(include_incomplete=True)]
+    monkeypatch.setitem(persistence.MODEL_CODES, "text", persistence.model_code("text") + 1)
+    outcome = world.round(dataset(tmp, 10))  # new documents: the forward comparison would need the old model
+    versions = world.registry.versions(include_incomplete=True)
+    assert [v.number for v in versions] == [*before, outcome.version] and outcome.passed
+    tags = versions[-1].tags
+    assert "model code" in tags["champion_unloadable"] and tags["forward_accuracy"] in (None, "None", "null")
+    assert tags["gate"] == "pass"

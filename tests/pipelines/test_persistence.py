@@ -165,6 +165,40 @@ def test_another_scikit_learn_minor_version_is_refused(model_dir: Path, tmp_path
         load_model(model_dir)
 
 
+def _with_model_code(model_dir: Path, recorded: int | None) -> None:
+    meta_path = model_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    if recorded is None:
+        del meta["model_code"]  # saved before model codes were recorded
+    else:
+        meta["model_code"] = recorded
+    meta_path.write_text(json.dumps(meta))
+    seal_model_dir(model_dir)
+
+
+def test_a_model_of_another_model_code_is_refused_with_what_to_do(model_dir: Path, monkeypatch) -> None:
+    """A trainer and a service of different docclass versions: the model is refused at load, never half-used
+    (a stack fitted with 4 identifier features per class fed 3 by older code failed every request with a 500)."""
+    from pipelines.models import persistence
+
+    assert (
+        json.loads((model_dir / "meta.json").read_text())["model_code"] == persistence.model_code("text") == 1
+    )
+    _with_model_code(model_dir, None)
+    load_model(model_dir)  # a candidate whose code did not change: older models stay loadable
+    _with_model_code(model_dir, 99)
+    with pytest.raises(
+        LibraryVersionError, match="model code 99 of text; this process runs model code 1: upgrade"
+    ):
+        load_model(model_dir)
+    monkeypatch.setitem(persistence.MODEL_CODES, "text", 2)  # the text candidate's code changes
+    _with_model_code(model_dir, None)
+    with pytest.raises(
+        LibraryVersionError, match="model code 1 of text; .* model code 2: train the model again"
+    ):
+        load_model(model_dir)
+
+
 def test_another_numpy_major_version_is_refused_a_patch_difference_is_not(model_dir: Path) -> None:
     here = metadata.version("numpy")
     major = int(here.split(".")[0])

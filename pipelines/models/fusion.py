@@ -17,6 +17,7 @@ from pipelines.models.base import (
     check_docs,
     check_labels,
     negative_log_likelihood,
+    record_out_of_fold,
     softmax,
 )
 from pipelines.models.text import TextClassifier
@@ -77,13 +78,18 @@ class FusionClassifier(PageMixin, ClassifierMixin, BaseEstimator):
                 f"visual weight {self.weight_} (middle of the grid): no out-of-fold probabilities"
             )
             log.warning(self.selection_)
+            record_out_of_fold(self, None, np.zeros(0))
             return self
         y_idx = np.searchsorted(self.classes_, labels)
+        oof = {}
         for w in weights:
-            proba = self._combine(self.text_.oof_proba_, self.visual_.oof_proba_, w, no_text)
-            self.oof_log_loss_[w] = negative_log_likelihood(proba, y_idx)
+            oof[w] = self._combine(self.text_.oof_proba_, self.visual_.oof_proba_, w, no_text)
+            self.oof_log_loss_[w] = negative_log_likelihood(oof[w], y_idx)
         best = min(self.oof_log_loss_.values())
         self.weight_ = next(w for w in weights if self.oof_log_loss_[w] <= best + 1e-12)
+        # the fused out-of-fold answers at the chosen weight: the risk-coverage curve of its review threshold
+        # (one weight chosen on them: a slight optimism, far less than in-sample answers)
+        record_out_of_fold(self, oof[self.weight_], y_idx)
         self.selection_ = f"visual weight {self.weight_} by out-of-fold log loss {best:.4f}"
         log.debug(self.selection_)
         return self

@@ -208,6 +208,18 @@ def test_fusion_picks_its_weight_from_the_grid_by_out_of_fold_log_loss(fitted):
     assert "by out-of-fold log loss" in model.selection_
 
 
+def test_fusion_keeps_its_out_of_fold_answers_so_its_review_threshold_is_learned(fitted, data):
+    """Like every calibrated candidate, fusion keeps the out-of-fold answers at its chosen weight: needs_review
+    comes from its own risk-coverage curve, not from the fixed fallback threshold."""
+    from pipelines.predict import ReviewRule
+
+    (docs, labels), _ = data
+    model = fitted["fusion"]
+    assert model.oof_confidence_.shape == (len(docs),) and model.oof_correct_.shape == (len(docs),)
+    assert float(np.mean(model.oof_correct_)) >= 0.8
+    assert ReviewRule(target_accuracy=0.98, floor=0.0, fallback=0.6).learned(model) is not None
+
+
 def test_fusion_is_deterministic_and_uses_the_visual_model_alone_without_text(fitted, data):
     (docs, labels), _ = data
     again = candidate("fusion").fit(docs, labels)

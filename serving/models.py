@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.models.base import ModelLoadError
 from serving.registry import VerifiedModel
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class ModelStore:
         self.last_poll: float | None = None
         self.last_error: str | None = None
         self.swaps = 0
+        # a champion whose artefacts this process refused (integrity, library or model code): not downloaded
+        # again at every poll while the alias stays on it
+        self._refused: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------------------------------- champion
 
@@ -134,7 +138,14 @@ class ModelStore:
                 return False
             if current is not None and current.number == number:
                 return False
-            loaded = self._get_or_load(number)
+            if self._refused is not None and self._refused[0] == number:
+                raise UnknownVersionError(self._refused[1])
+            try:
+                loaded = self._get_or_load(number)
+            except UnknownVersionError as error:
+                if isinstance(error.__cause__, ModelLoadError):  # the same bytes will be refused again
+                    self._refused = (number, str(error))
+                raise
             self._champion = loaded  # the swap: requests holding the old one keep it
             self.swaps += 1
             logger.info("champion is now %s (was %s)", loaded.version, current.version if current else "1.0")
@@ -204,7 +215,7 @@ class ChampionPoller:
                 self.store.refresh()
                 self.store.last_error = None
             except Exception as error:  # noqa: BLE001 - a registry outage must not kill the poller
-                self.store.last_error = f"{type(error).__name__}: {error}"
-                logger.warning(
-                    "champion poll failed, still serving the current model: %s", self.store.last_error
-                )
+                message = f"{type(error).__name__}: {error}"
+                if message != self.store.last_error:  # once per distinct failure, not at every poll
+                    logger.warning("champion poll failed, still serving the current model: %s", message)
+                self.store.last_error = message

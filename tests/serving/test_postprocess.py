@@ -138,6 +138,38 @@ def test_store_swaps_atomically_and_caches_pins(tmp_path: Path) -> None:
     assert store.refresh() is True and store.champion is None
 
 
+def test_a_refused_champion_is_not_downloaded_again_at_every_poll(tmp_path: Path) -> None:
+    """A champion whose artefacts this process refuses (another model code, tampered bytes) stays refused until
+    the alias moves: the poller does not download it every few seconds; a registry outage is retried."""
+    from pipelines.models.persistence import LibraryVersionError
+
+    attempts: list[int] = []
+
+    def loader(registry: FakeRegistry, number: int, workdir: Path) -> LoadedModel:
+        attempts.append(number)
+        if number == 2:
+            raise LibraryVersionError(
+                "saved by docclass model code 1 of stack; this process runs model code 2"
+            )
+        if number == 3 and attempts.count(3) == 1:
+            raise ConnectionError("registry unreachable")
+        return LoadedModel(number, f"model-{number}", {}, 0.0)
+
+    registry = FakeRegistry()
+    store = ModelStore(registry, 2, tmp_path, loader=loader)
+    assert store.refresh() is True
+    registry.alias = 2
+    for _ in range(3):
+        with pytest.raises(UnknownVersionError, match="model code 1 of stack"):
+            store.refresh()
+    assert attempts == [1, 2] and store.champion.model == "model-1"  # still serving 1.1
+    registry.alias = 3
+    with pytest.raises(UnknownVersionError, match="unreachable"):
+        store.refresh()
+    assert store.refresh() is True and store.champion.model == "model-3"  # a transient failure is retried
+    assert attempts == [1, 2, 3, 3]
+
+
 def test_store_loads_a_version_once_under_concurrency(tmp_path: Path) -> None:
     registry = FakeRegistry()
     store = ModelStore(registry, 2, tmp_path, loader=fake_loader)

@@ -372,7 +372,7 @@ def classify_batch(
         review=ReviewRule.from_params(params["predict"]),
         cache_dir=str(settings.cache_dir.resolve()),
         models_dir=str((settings.data_dir / "batch" / "models").resolve()),
-        s3=S3Config(settings.s3_endpoint_url),
+        s3=S3Config.from_settings(settings),
     )
     listed = list_task(sources, job.s3, limits)
     documents = [entry for entry in listed if isinstance(entry, DocumentRef)]

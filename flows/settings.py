@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # DOCCLASS_SMTP_HOST=none turns e-mail off (an empty value counts as unset, so it cannot say "off").
@@ -62,10 +62,24 @@ class Settings(BaseSettings):
     user: str | None = None
 
     # Batch classification (`docclass classify`, flows/batch.py): the Dask scheduler to run shards on (e.g.
-    # tcp://127.0.0.1:8786; unset: a local process pool), and the S3 endpoint of s3:// sources (unset: AWS;
-    # credentials from the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables or files).
+    # tcp://127.0.0.1:8786; unset: a local process pool).
     dask_address: str | None = None
+    # S3 (s3:// sources of `docclass classify`, an s3:// dvc_remote, the MLflow server's artefacts): the endpoint
+    # (unset: AWS) and credentials (unset: the standard AWS variables or files).
     s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # The Prefect API of flows and workers: the very PREFECT_API_URL Prefect reads itself (no DOCCLASS_ prefix),
+    # so the two cannot disagree; unset: Prefect's own profile, else a temporary server per run.
+    prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")
+
+    # The servers' own stores, read when the scale profile starts them (`make scale-up`, flows/scale.py; the
+    # embedded profile keeps SQLite files under .data): PostgreSQL URLs (secret: they hold the password) and
+    # where MLflow keeps artefacts (e.g. s3://docclass-mlflow/artifacts).
+    mlflow_backend_store_uri: SecretStr | None = None
+    mlflow_artifacts_destination: str | None = None
+    prefect_database_url: SecretStr | None = None
+    label_studio_database_url: SecretStr | None = None
 
     # Notifications (flows/notify.py): one e-mail per new version; `make mail-up` catches them in .data/mail.
     smtp_host: str | None = "127.0.0.1"  # "none": no e-mail

@@ -2,8 +2,8 @@
 
 A source is listed once, in the flow (:func:`list_sources`), and every document found is then read again by
 location wherever its shard runs (:func:`read_file`): an absolute path (the workers must see the same file
-system) or an S3 URL (read from the S3 endpoint of the ``s3_endpoint_url`` setting, credentials from the
-standard AWS variables or files). Both raise :class:`SourceError` (an ``IngestError``) for a location that cannot
+system) or an S3 URL (read from the endpoint of the ``s3_endpoint_url`` setting with the ``s3_access_key_id`` /
+``s3_secret_access_key`` settings, else the standard AWS variables or files). Both raise :class:`SourceError` (an ``IngestError``) for a location that cannot
 be read, so a shard reports that document and goes on.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.batch import DocumentRef, Unlisted, list_file
 from pipelines.ingest import MB, FileTooLargeError, IngestError, Limits, iter_files, read_input
+
+if TYPE_CHECKING:
+    from flows.settings import Settings
 
 S3_SCHEME = "s3://"
 
@@ -27,9 +30,18 @@ class SourceError(IngestError):
 
 @dataclass(frozen=True)
 class S3Config:
-    """How to reach S3 (None: the AWS default endpoint). Credentials come from the AWS variables or files."""
+    """How to reach S3: the endpoint (None: AWS) and the credentials (None: the AWS variables or files)."""
 
     endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Config:
+        """The ``s3_*`` settings (boto3 reads neither `.env` nor DOCCLASS_ variables: they are passed here)."""
+        from flows.settings import reveal
+
+        return cls(settings.s3_endpoint_url, settings.s3_access_key_id, reveal(settings.s3_secret_access_key))
 
 
 def parse_s3(url: str) -> tuple[str, str]:
@@ -75,7 +87,12 @@ def s3_client(config: S3Config) -> Any:
         if config not in _clients:
             import boto3
 
-            _clients[config] = boto3.session.Session().client("s3", endpoint_url=config.endpoint_url)
+            _clients[config] = boto3.session.Session().client(
+                "s3",
+                endpoint_url=config.endpoint_url,
+                aws_access_key_id=config.access_key_id,
+                aws_secret_access_key=config.secret_access_key,
+            )
         return _clients[config]
 
 

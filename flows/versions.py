@@ -43,6 +43,10 @@ def _quiet_stdout() -> Iterator[None]:
         yield
 
 
+# Options of a DVC remote that hold credentials (kept out of the repository's shared config).
+REMOTE_SECRETS = frozenset({"access_key_id", "secret_access_key", "session_token", "password"})
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A dataset directory versioned by DVC: ``md5`` is DVC's directory hash (``<md5>.dir``)."""
@@ -57,11 +61,14 @@ class SnapshotStore:
 
     Every snapshot is pushed to the DVC remote; a version records only the md5, and :meth:`restore` fetches it
     back from the remote into any folder, so the local store can be deleted without losing a version's data.
+    ``remote_options`` are more options of the remote (e.g. ``endpointurl`` of an S3 remote); those holding
+    credentials go to the repository's local config (``.dvc/config.local``).
     """
 
-    def __init__(self, root: Path, remote_url: str) -> None:
+    def __init__(self, root: Path, remote_url: str, remote_options: Mapping[str, str] | None = None) -> None:
         self.root = Path(root)
         self.remote_url = remote_url if "://" in remote_url else str(Path(remote_url).resolve())
+        self.remote_options = dict(remote_options or {})
 
     def _repo(self, root: Path) -> Any:
         from dvc.repo import Repo
@@ -78,8 +85,16 @@ class SnapshotStore:
             finally:
                 init_logger.setLevel(level)
         repo = Repo(str(root))
+        public = {k: v for k, v in self.remote_options.items() if k not in REMOTE_SECRETS}
+        secret = {k: v for k, v in self.remote_options.items() if k in REMOTE_SECRETS}
+        # Both levels change before the merged config is checked (a local secret fits an s3:// remote only).
+        with repo.config.edit("local", validate=False) as conf:
+            if secret:
+                conf["remote"]["store"] = secret
+            else:
+                conf["remote"].pop("store", None)
         with repo.config.edit() as conf:
-            conf["remote"]["store"] = {"url": self.remote_url}
+            conf["remote"]["store"] = {"url": self.remote_url, **public}
             conf["core"]["remote"] = "store"
             conf["core"]["analytics"] = False
         return repo
@@ -774,9 +789,25 @@ def compare(registry: Registry, a: int, b: int) -> dict[str, Any]:
     }
 
 
+def dvc_remote_options(settings: Settings) -> dict[str, str]:
+    """Options of an ``s3://`` DVC remote from the ``s3_*`` settings (DVC reads neither `.env` nor DOCCLASS_
+    variables); nothing for other remotes, and nothing unset (DVC then uses the AWS variables or files)."""
+    from flows.settings import reveal
+
+    if not settings.dvc_remote.startswith("s3://"):
+        return {}
+    options = {
+        "endpointurl": settings.s3_endpoint_url,
+        "access_key_id": settings.s3_access_key_id,
+        "secret_access_key": reveal(settings.s3_secret_access_key),
+    }
+    return {key: value for key, value in options.items() if value}
+
+
 def open_registry_and_store(settings: Settings) -> tuple[Registry, SnapshotStore]:
     """The registry and snapshot store named by ``settings`` (read by the entry point)."""
-    return Registry.from_settings(settings), SnapshotStore(settings.snapshot_store, settings.dvc_remote)
+    store = SnapshotStore(settings.snapshot_store, settings.dvc_remote, dvc_remote_options(settings))
+    return Registry.from_settings(settings), store
 
 
 __all__ = [
@@ -786,6 +817,7 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "compare",
+    "dvc_remote_options",
     "open_registry_and_store",
     "params_hash",
     "reproduce",

@@ -11,6 +11,7 @@ import io
 import logging
 import lzma
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -213,10 +214,11 @@ def describe_type(data: bytes) -> str:
     if stripped[:1] in (b"{", b"["):
         return "application/json"
     try:
-        data[:4096].decode("utf-8")
+        sample = data[:4096].decode("utf-8")
     except UnicodeDecodeError:
         return "application/octet-stream"
-    return "text/plain"
+    # NUL decodes as UTF-8 but never occurs in text: NUL-filled or NUL-padded bytes are binary.
+    return "application/octet-stream" if "\x00" in sample else "text/plain"
 
 
 def check_bytes(data: bytes, name: str, limits: Limits) -> str:
@@ -305,7 +307,9 @@ def _expand_zip(
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
-        raise CorruptDocumentError(f"{name} is not a readable zip archive: {error}") from error
+        raise CorruptDocumentError(
+            f"{name} is not a readable zip archive: {error}: expected an undamaged zip archive"
+        ) from error
     if len(infos) > limits.zip_max_members:
         raise ZipBombError(
             f"{name} has {len(infos)} members: the limit is {limits.zip_max_members} per archive"
@@ -350,9 +354,19 @@ def _expand_zip(
         )
 
 
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    """A member stored as a symbolic link (Unix file type in the high bits of its external attributes)."""
+    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+
+
 def _read_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, display: str, limits: Limits, budget: _Budget
 ) -> bytes:
+    if _is_symlink(info):
+        # Its content is a link target ("/etc/passwd"), never a document; unzipping it elsewhere would follow it.
+        raise UnsafeArchivePathError(
+            f"{display} is a symbolic link in the archive: expected regular files (PDF, PNG, JPEG, TIFF or WebP)"
+        )
     if info.flag_bits & 0x1:
         raise EncryptedDocumentError(
             f"{display} is password-protected: expected an unencrypted archive member"
@@ -377,7 +391,9 @@ def _read_member(
         zlib.error,
         lzma.LZMAError,
     ) as error:
-        raise CorruptDocumentError(f"{display} cannot be decompressed: {error}") from error
+        raise CorruptDocumentError(
+            f"{display} cannot be decompressed: {error}: expected an undamaged archive member"
+        ) from error
     if len(content) > allowed:
         raise ZipBombError(
             f"{display} decompresses to more than its declared {info.file_size} bytes or the remaining "

@@ -171,3 +171,35 @@ def test_ingest_paths_collapses_duplicates_and_keeps_going(tmp_path):
     assert "unsupported file type 'application/x-msdownload'" in reasons[str(tmp_path / "bad.exe")]
     assert "does not exist" in reasons[str(tmp_path / "missing.pdf")]
     assert {doc.sha256 for doc in result.documents} == {hashlib.sha256(d).hexdigest() for d in (same, other)}
+
+
+# Found by the hostile-file suite (tests/hostile.py).
+
+
+def test_a_symlink_member_is_refused_as_a_link_not_read_as_text():
+    from tests.hostile import zip_symlink
+
+    [item] = list(expand(zip_symlink(), "links.zip", ingest_limits()))
+    assert isinstance(item, Rejected) and isinstance(item.error, UnsafeArchivePathError)
+    assert item.reason == (
+        "links.zip/passwd.pdf is a symbolic link in the archive: expected regular files (PDF, PNG, JPEG, TIFF or WebP)"
+    )
+
+
+def test_nul_bytes_are_binary_not_text():
+    with pytest.raises(UnsupportedTypeError, match="'application/octet-stream' for nulls.pdf"):
+        check_bytes(bytes(4096), "nulls.pdf", ingest_limits())
+    with pytest.raises(UnsupportedTypeError, match="'text/plain' for notes.pdf"):
+        check_bytes(b"plain words\n" * 10, "notes.pdf", ingest_limits())
+
+
+def test_damaged_archives_say_what_was_expected():
+    from tests.hostile import zip_lying_header, zip_truncated
+
+    [cut] = list(expand(zip_truncated(), "cut.zip", ingest_limits()))
+    assert isinstance(cut.error, CorruptDocumentError)
+    assert cut.reason.endswith(": expected an undamaged zip archive")
+    [liar] = list(expand(zip_lying_header(), "liar.zip", ingest_limits()))
+    assert isinstance(liar.error, CorruptDocumentError)
+    assert liar.reason.startswith("liar.zip/liar.pdf cannot be decompressed: Bad CRC-32")
+    assert liar.reason.endswith(": expected an undamaged archive member")

@@ -29,7 +29,15 @@ import numpy as np
 from PIL import Image
 
 from pipelines.document import Document, Page
-from pipelines.ingest import PDF, IngestError, Limits, RawDocument, Rejected, StorageError
+from pipelines.ingest import (
+    PDF,
+    IngestError,
+    Limits,
+    RawDocument,
+    Rejected,
+    StorageError,
+    TextLayerTooLargeError,
+)
 from pipelines.ocr import (
     OcrError,
     OcrFailedError,
@@ -40,7 +48,7 @@ from pipelines.ocr import (
 )
 from pipelines.ocr_lang import OcrLanguages, Pairs
 from pipelines.params import ExtractParams, validate_section
-from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page
+from pipelines.render import UNDAMAGED_PDF, decoding, image_pages, open_pdf, render_page, text_layer_chars
 from pipelines.title import pdf_title
 
 __all__ = [
@@ -59,6 +67,9 @@ logger = logging.getLogger(__name__)
 # Bump when extraction output changes for the same input and settings: invalidates the cache.
 EXTRACTOR_VERSION = 4  # 4: page titles (2 and 3 were working versions of it)
 
+# A page's text is cut to extract.max_text_chars; a text layer this many times longer is refused before MuPDF builds
+# its structured text (~70 bytes a character: a 1 MB PDF drawing 6 million characters on one page took 1.3 GB).
+TEXT_LAYER_FACTOR = 25
 _BLANK_INK_SHARE = 0.002  # pages with less dark ink than this are blank: no OCR
 _POLL_S = 0.1  # how often a waiting extraction looks whether its caller gave up
 
@@ -319,7 +330,7 @@ def _pdf_pages(raw: RawDocument, config: ExtractConfig, limits: Limits, jobs: _P
         for index in range(pdf.page_count):
             jobs.check()
             with decoding(f"{raw.name}: page {index + 1}", "cannot be read", UNDAMAGED_PDF):
-                page = _pdf_page(pdf[index], index, config, limits)
+                page = _pdf_page(pdf[index], index, config, limits, raw.name)
             if isinstance(page, Page):
                 plan.append(page)
             else:
@@ -327,12 +338,24 @@ def _pdf_pages(raw: RawDocument, config: ExtractConfig, limits: Limits, jobs: _P
                 plan.append(jobs.submit(_ocr_page, index, image, config, prefix))
 
 
-def _pdf_page(page: Any, index: int, config: ExtractConfig, limits: Limits) -> Page | tuple[Image.Image, str]:
-    """A text-layer page, or what an OCR job of the page needs: its image and the text-layer prefix to keep."""
+def _pdf_page(
+    page: Any, index: int, config: ExtractConfig, limits: Limits, name: str
+) -> Page | tuple[Image.Image, str]:
+    """A text-layer page, or what an OCR job of the page needs: its image and the text-layer prefix to keep.
+
+    Raises:
+        TextLayerTooLargeError: the text layer has more than ``TEXT_LAYER_FACTOR * config.max_text_chars`` characters.
+    """
     import pymupdf
 
     # One display list serves the text, the title and the page image: the page's content stream is parsed once.
     display = page.get_displaylist()
+    most = TEXT_LAYER_FACTOR * config.max_text_chars
+    if text_layer_chars(display, most) > most:
+        raise TextLayerTooLargeError(
+            f"{name}: page {index + 1} has a text layer of more than {most:,} characters: expected at most {most:,} "
+            f"per page ({TEXT_LAYER_FACTOR} x extract.max_text_chars)"
+        )
     text_page = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT))
     text = text_page.extractText()
     rect = page.rect

@@ -69,6 +69,10 @@ class ImageBombError(IngestError):
     """An image (or page) whose pixel count exceeds ``ingest.max_image_pixels``."""
 
 
+class TextLayerTooLargeError(IngestError):
+    """A PDF page whose text layer has more characters than can be read with bounded memory."""
+
+
 class ArchiveError(IngestError):
     """A zip archive that cannot be expanded safely."""
 

@@ -9,6 +9,7 @@ files) becomes a typed :class:`~pipelines.ingest.IngestError` of the document (s
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Iterator
@@ -154,6 +155,67 @@ def render_page(page: Any, dpi: float, max_pixels: int, *, gray: bool) -> Image.
         matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY if gray else pymupdf.csRGB, alpha=False
     )
     return Image.frombytes("L" if gray else "RGB", (pix.width, pix.height), pix.samples)
+
+
+def text_layer_chars(display: Any, limit: int) -> int:
+    """Characters a page's text layer draws, counted without building its text (MuPDF's structured text takes
+    ~70 bytes a character); the count stops a little past ``limit``.
+
+    Args:
+        display: the page's ``pymupdf.DisplayList``.
+        limit: stop counting once past it.
+
+    Raises:
+        Whatever MuPDF raises: call it inside :func:`decoding`.
+    """
+    from pymupdf import mupdf
+
+    cookie = mupdf.FzCookie()
+    device = _text_counter()(limit, cookie)
+    infinite = mupdf.FzRect(mupdf.FzRect.Fixed_INFINITE)
+    mupdf.fz_run_display_list(display.this, device, mupdf.FzMatrix(), infinite, cookie)
+    mupdf.fz_close_device(device)
+    return int(device.chars)
+
+
+@functools.cache
+def _text_counter() -> type:
+    """A MuPDF device counting the characters of every text drawn to it; past its limit it aborts the run."""
+    from pymupdf import mupdf
+
+    class TextCounter(mupdf.FzDevice2):
+        def __init__(self, limit: int, cookie: Any) -> None:
+            super().__init__()
+            for use in ("fill_text", "stroke_text", "clip_text", "clip_stroke_text", "ignore_text"):
+                getattr(self, f"use_virtual_{use}")()
+            self.chars = 0
+            self.limit = limit
+            self.cookie = cookie
+
+        def _count(self, text: Any) -> None:
+            span = text.head
+            while span:
+                self.chars += span.len
+                span = span.next
+            if self.chars > self.limit:
+                self.cookie.set_abort()
+
+        def fill_text(self, ctx: Any, text: Any, *args: Any) -> None:
+            self._count(text)
+
+        def stroke_text(self, ctx: Any, text: Any, *args: Any) -> None:
+            self._count(text)
+
+        def clip_text(self, ctx: Any, text: Any, *args: Any) -> None:
+            self._count(text)
+
+        def clip_stroke_text(self, ctx: Any, text: Any, *args: Any) -> None:
+            self._count(text)
+
+        def ignore_text(self, ctx: Any, text: Any, *args: Any) -> None:
+            self._count(text)
+
+    return TextCounter
 
 
 def _check_frame(raw: RawDocument, index: int, frame: Image.Image, limits: Limits) -> None:

@@ -167,3 +167,27 @@ def test_config_from_params_takes_every_key_and_refuses_others():
         ExtractConfig.from_params({**extract, "ocr_dpy": 300})
     with pytest.raises(ParamsError, match=r"extract.ocr_dpi: expected an integer, found '150'"):
         ExtractConfig.from_params({**extract, "ocr_dpi": "150"})
+
+
+def test_a_page_with_a_huge_text_layer_is_refused_before_its_text_is_built():
+    """Found by the hostile-file suite: a 1 MB PDF drawing 5.8 million characters on one page took 1.3 GB."""
+    from pipelines.ingest import TextLayerTooLargeError
+    from tests.hostile import huge_text_layer, peak_rss_mb, reset_peak_rss, rss_mb
+
+    data = huge_text_layer()
+    config = extract_config(workers=1, max_text_chars=2000)  # the limit is 25 x 2,000 = 50,000 characters
+    reset_peak_rss()
+    before = rss_mb()
+    bad, good = extract_documents(
+        [raw(data, "huge.pdf"), raw(text_pdf(), "good.pdf")], config, ingest_limits()
+    )
+    assert peak_rss_mb() - before < 200  # building its text took ~900 MB more
+    assert isinstance(bad, Rejected) and isinstance(bad.error, TextLayerTooLargeError)
+    assert bad.reason == (
+        "huge.pdf: page 1 has a text layer of more than 50,000 characters: expected at most 50,000 per page "
+        "(25 x extract.max_text_chars)"
+    )
+    assert isinstance(good, Document) and "INVOICE" in good.text
+    # 25 x max_text_chars is far above any real page: a dense page of 8-point text still reads.
+    dense = text_pdf("Description Quantity Unit price Amount " * 300, fontsize=4)
+    assert isinstance(extract_one(dense), Document)

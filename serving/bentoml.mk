@@ -15,7 +15,9 @@ SERVE_URL = http://$(SERVE_HOST):$(SERVE_PORT)
 
 .PHONY: serve-up serve-down
 
-SERVE_COMMAND = env BENTOML_DO_NOT_TRACK=true DO_NOT_TRACK=true BENTOML_HOME="$(abspath $(SERVE_DATA))/bentoml" \
+# SERVE_LAUNCHER: a command the service's is prefixed with (the scale profile's, mk/scale.mk, adds its settings).
+SERVE_LAUNCHER ?=
+SERVE_COMMAND = $(SERVE_LAUNCHER) env BENTOML_DO_NOT_TRACK=true DO_NOT_TRACK=true BENTOML_HOME="$(abspath $(SERVE_DATA))/bentoml" \
   BENTOML_CONFIG_OPTIONS="services.docclass.workers=$(SERVE_WORKERS)" \
   $(BENTOML_BIN) serve serving.service:DocClassifier --host $(SERVE_HOST) --port $(SERVE_PORT)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,58 @@ def rejection_status(kinds: Sequence[str]) -> int:
     if kinds and all(kind == "OcrUnavailableError" for kind in kinds):
         return 503
     return 422
+
+
+# BentoML keeps an upload's file name as the suffix of its temporary file ("tmp" + 8 characters + name) and file
+# systems allow 255 bytes per name: a longer upload name made that file impossible to create (a 500 for the client).
+MAX_UPLOAD_NAME_BYTES = 200
+_FILENAME = re.compile(rb'(?<![\w*-])(filename=")((?:[^"\\\r\n]|\\.)*)(")', re.IGNORECASE)
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+
+
+def multipart_boundary(content_type: str) -> bytes | None:
+    """The boundary of a ``multipart/form-data`` Content-Type, or None for any other type."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    found = _BOUNDARY.search(content_type)
+    return found.group(1).strip().encode("latin-1") if found else None
+
+
+def short_name(name: bytes, max_bytes: int) -> bytes:
+    """``name`` (UTF-8 bytes of a quoted header value) cut to ``max_bytes``, keeping its extension when it has a
+    short one and never cutting a character or an escape in two."""
+    if len(name) <= max_bytes:
+        return name
+    text = name.decode("utf-8", errors="replace")
+    stem, dot, extension = text.rpartition(".")
+    if not dot or len(extension) > 16 or not stem:
+        stem, dot, extension = text, "", ""
+    while stem and len(f"{stem}{dot}{extension}".encode()) > max_bytes:
+        stem = stem[:-1]
+    stem = stem.rstrip("\\")  # a cut escape would swallow the closing quote
+    return f"{stem}{dot}{extension}".encode()[:max_bytes]
+
+
+def shorten_upload_names(body: bytes, boundary: bytes, max_bytes: int = MAX_UPLOAD_NAME_BYTES) -> bytes:
+    """A multipart body whose part headers' ``filename="..."`` are at most ``max_bytes`` long (file contents untouched).
+
+    Only the header block of each part (from its boundary line to the first blank line) is rewritten.
+    """
+    delimiter = b"--" + boundary + b"\r\n"
+    parts: list[bytes] = []
+    position = 0
+    while (start := body.find(delimiter, position)) >= 0:
+        head = start + len(delimiter)
+        end = body.find(b"\r\n\r\n", head)
+        if end < 0:
+            break
+        parts.append(body[position:head])
+        parts.append(
+            _FILENAME.sub(lambda found: found[1] + short_name(found[2], max_bytes) + found[3], body[head:end])
+        )
+        position = end
+    parts.append(body[position:])
+    return b"".join(parts)
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:

@@ -43,8 +43,10 @@ from serving.postprocess import (
     ServeConfig,
     document_answer,
     error_body,
+    multipart_boundary,
     parse_bearer,
     rejection_status,
+    shorten_upload_names,
     thumbnail_data_uri,
     upload_name,
 )
@@ -92,8 +94,9 @@ def log_authentication(key: str | None) -> None:
 
 
 class Guard:
-    """ASGI middleware in front of everything: bearer API key on the protected routes, and the upload size limit
-    checked on ``Content-Length`` before a byte of the body is read.
+    """ASGI middleware in front of everything: bearer API key on the protected routes, the upload size limit
+    checked on ``Content-Length`` before a byte of the body is read, and upload file names cut to
+    :data:`serving.postprocess.MAX_UPLOAD_NAME_BYTES` (a longer one made BentoML fail with a 500).
 
     Both are read from :class:`flows.settings.Settings` when the app is built and again when it starts (ASGI
     lifespan), never per request: rotating the key means restarting the service.
@@ -154,7 +157,43 @@ class Guard:
                 )
                 await response(scope, receive, send)
                 return
+            boundary = multipart_boundary(headers.get("content-type", ""))
+            if boundary is not None:
+                body = await _read_body(receive)
+                if body is None:  # the client went away
+                    return
+                body = shorten_upload_names(body, boundary)
+                rest = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+                scope = {**scope, "headers": [*rest, (b"content-length", str(len(body)).encode())]}
+                receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    """The whole request body (its size was checked against the limit first), or None if the client disconnected."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` giving ``body`` in one message, then whatever the connection says next (disconnect)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replay
 
 
 def _as_text(value: Any) -> str:

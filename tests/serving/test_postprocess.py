@@ -213,3 +213,29 @@ def test_batcher_hands_errors_to_every_waiting_request() -> None:
         return out
 
     assert [str(e) for e in asyncio.run(main())] == ["boom", "boom"]
+
+
+def test_upload_names_are_cut_in_part_headers_only() -> None:
+    """Found by the hostile-file suite: a 1,004-character upload name made BentoML's temporary file impossible (500)."""
+    from serving.postprocess import MAX_UPLOAD_NAME_BYTES, multipart_boundary, shorten_upload_names
+
+    boundary = multipart_boundary("multipart/form-data; boundary=XyZ")
+    assert boundary == b"XyZ" and multipart_boundary('multipart/form-data; boundary="q q"') == b"q q"
+    assert multipart_boundary("application/json") is None
+    long_name = "счёт-" + "n" * 1000 + ".pdf"
+    content = b'%PDF-1.4 filename="' + b"x" * 400 + b'" stays as it is'
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="'
+        + long_name.encode()
+        + b'"\r\nContent-Type: application/pdf\r\n\r\n'
+        + content
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="version"\r\n\r\n1.2\r\n--XyZ--\r\n'
+    )
+    out = shorten_upload_names(body, b"XyZ")
+    header = out.split(b"\r\n")[1].decode()
+    name = header.split('filename="')[1].rstrip('"')
+    assert name.startswith("счёт-nnn") and name.endswith(".pdf")
+    assert len(name.encode()) <= MAX_UPLOAD_NAME_BYTES
+    assert content in out and out.endswith(b'name="version"\r\n\r\n1.2\r\n--XyZ--\r\n')
+    short = body.replace(long_name.encode(), "счёт.pdf".encode())
+    assert shorten_upload_names(short, b"XyZ") == short  # a name within the limit is untouched

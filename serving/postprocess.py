@@ -147,7 +147,8 @@ def rejection_status(kinds: Sequence[str]) -> int:
 # BentoML keeps an upload's file name as the suffix of its temporary file ("tmp" + 8 characters + name) and file
 # systems allow 255 bytes per name: a longer upload name made that file impossible to create (a 500 for the client).
 MAX_UPLOAD_NAME_BYTES = 200
-_FILENAME = re.compile(rb'(?<![\w*-])(filename=")((?:[^"\\\r\n]|\\.)*)(")', re.IGNORECASE)
+# A quoted value or, as python-multipart also accepts, a bare one up to the next ";".
+_FILENAME = re.compile(rb'(?<![\w*-])(filename=)("(?:[^"\\\r\n]|\\.)*"|[^;\r\n]*)', re.IGNORECASE)
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 
@@ -174,10 +175,17 @@ def short_name(name: bytes, max_bytes: int) -> bytes:
     return f"{stem}{dot}{extension}".encode()[:max_bytes]
 
 
-def shorten_upload_names(body: bytes, boundary: bytes, max_bytes: int = MAX_UPLOAD_NAME_BYTES) -> bytes:
-    """A multipart body whose part headers' ``filename="..."`` are at most ``max_bytes`` long (file contents untouched).
+def _short_value(value: bytes, max_bytes: int) -> bytes:
+    if len(value) >= 2 and value.startswith(b'"') and value.endswith(b'"'):
+        return b'"' + short_name(value[1:-1], max_bytes) + b'"'
+    return short_name(value, max_bytes)
 
-    Only the header block of each part (from its boundary line to the first blank line) is rewritten.
+
+def shorten_upload_names(body: bytes, boundary: bytes, max_bytes: int = MAX_UPLOAD_NAME_BYTES) -> bytes:
+    """A multipart body whose part headers' file names (``filename="..."`` or bare) are at most ``max_bytes`` long.
+
+    Only the header block of each part (from its boundary line to the first blank line) is rewritten: file contents
+    are untouched.
     """
     delimiter = b"--" + boundary + b"\r\n"
     parts: list[bytes] = []
@@ -189,7 +197,7 @@ def shorten_upload_names(body: bytes, boundary: bytes, max_bytes: int = MAX_UPLO
             break
         parts.append(body[position:head])
         parts.append(
-            _FILENAME.sub(lambda found: found[1] + short_name(found[2], max_bytes) + found[3], body[head:end])
+            _FILENAME.sub(lambda found: found[1] + _short_value(found[2], max_bytes), body[head:end])
         )
         position = end
     parts.append(body[position:])

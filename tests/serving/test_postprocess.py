@@ -237,5 +237,8 @@ def test_upload_names_are_cut_in_part_headers_only() -> None:
     assert name.startswith("счёт-nnn") and name.endswith(".pdf")
     assert len(name.encode()) <= MAX_UPLOAD_NAME_BYTES
     assert content in out and out.endswith(b'name="version"\r\n\r\n1.2\r\n--XyZ--\r\n')
+    bare = body.replace(b'filename="' + long_name.encode() + b'"', b"filename=" + b"b" * 900 + b".png")
+    # an unquoted name, which python-multipart parses too
+    assert b"filename=" + b"b" * 196 + b".png\r\n" in shorten_upload_names(bare, b"XyZ")
     short = body.replace(long_name.encode(), "счёт.pdf".encode())
     assert shorten_upload_names(short, b"XyZ") == short  # a name within the limit is untouched

@@ -43,7 +43,7 @@ ROWS: list[dict[str, Any]] = []
 
 @dataclass(frozen=True)
 class Run:
-    """One `docclass predict` run: its JSON lines, stderr, exit code, wall seconds and peak RSS (wait4)."""
+    """One `docclass predict` run: its JSON lines, stderr, exit code, wall seconds and peak RSS."""
 
     lines: list[dict[str, Any]]
     stderr: str
@@ -52,37 +52,44 @@ class Run:
     rss_mb: float
 
 
+# A small launcher runs the command and writes its peak RSS (RUSAGE_CHILDREN once it has been waited for). Measured
+# from here, a child's ru_maxrss would start at this test process's RSS: fork copies the high-water mark.
+LAUNCHER = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+)
+
+
 def predict(files: list[Path], model: Path, workdir: Path, limit_s: float) -> Run:
     """Run `docclass predict` on ``files`` as a user would; killed (and failed) past ``limit_s``."""
-    command = [
-        str(Path(sys.executable).with_name("docclass")),
-        "predict",
-        "--model",
-        str(model),
-        *map(str, files),
-    ]
+    docclass = str(Path(sys.executable).with_name("docclass"))
+    rss_file = workdir / "maxrss"
+    command = [sys.executable, "-c", LAUNCHER, str(rss_file), docclass, "predict", "--model", str(model)]
     env = {**os.environ, "DOCCLASS_DATA_DIR": str(workdir / "data")}
     out, err = workdir / "stdout", workdir / "stderr"
     start = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > limit_s:
-                process.send_signal(signal.SIGKILL)
-                os.wait4(process.pid, 0)
-                raise AssertionError(f"docclass predict {files} ran longer than {limit_s:g} s: killed")
-            time.sleep(0.05)
+        process = subprocess.Popen(
+            [*command, *map(str, files)],
+            cwd=ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        try:
+            returncode = process.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise AssertionError(f"docclass predict {files} ran longer than {limit_s:g} s: killed") from None
     seconds = time.monotonic() - start
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: keep Popen from waiting again
     return Run(
         lines=[json.loads(line) for line in out.read_text().splitlines()],
         stderr=err.read_text(),
-        returncode=process.returncode,
+        returncode=returncode,
         seconds=round(seconds, 2),
-        rss_mb=round(usage.ru_maxrss / 1024, 1),  # KB on Linux
+        rss_mb=round(int(rss_file.read_text()) / 1024, 1),  # KB on Linux
     )
 
 

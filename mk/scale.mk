@@ -99,17 +99,17 @@ SCALE_WORKER_LIST = $(join $(addsuffix :,$(shell seq 1 $(words $(SCALE_DASK_WORK
 SCALE_MAKE_J = $(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) -j 8 -O
 
 scale-up:  ## start the scale profile (PostgreSQL, S3, MLflow, Prefect, Label Studio, Dask, replicas + nginx)
-	@$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-env
-	@$(SCALE_MAKE_J) scale-postgres-up scale-s3-up
-	@$(SCALE_MAKE_J) scale-mlflow-up scale-prefect-up scale-labelstudio-up scale-dask-up
-	@$(SCALE_MAKE_J) scale-worker-up scale-serve-up
-	@$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-nginx-up
+	@+$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-env
+	@+$(SCALE_MAKE_J) scale-postgres-up scale-s3-up
+	@+$(SCALE_MAKE_J) scale-mlflow-up scale-prefect-up scale-labelstudio-up scale-dask-up
+	@+$(SCALE_MAKE_J) scale-worker-up scale-serve-up
+	@+$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-nginx-up
 	@echo "scale profile up (settings in $(SCALE_ENV_FILE)): service http://$(SCALE_HOST):$(SCALE_NGINX_PORT) | MLflow http://$(SCALE_HOST):$(SCALE_MLFLOW_PORT) | Prefect http://$(SCALE_HOST):$(SCALE_PREFECT_PORT) | Label Studio http://$(SCALE_HOST):$(SCALE_LS_PORT) | Dask $(DASK_ADDRESS) (dashboard http://$(SCALE_HOST):$(SCALE_DASK_DASHBOARD_PORT)) | stop: make scale-down"
 
 scale-down:  ## stop what scale-up started (PostgreSQL last, once its clients are gone; data kept in $(SCALE_DATA))
-	@$(SCALE_MAKE_J) -k scale-nginx-down scale-serve-down scale-worker-down scale-dask-down scale-labelstudio-down \
+	@+$(SCALE_MAKE_J) -k scale-nginx-down scale-serve-down scale-worker-down scale-dask-down scale-labelstudio-down \
 	  scale-prefect-down scale-mlflow-down scale-s3-down
-	@$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-postgres-down
+	@+$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-postgres-down
 
 # The settings of this start (ports above), secrets generated once; then no store may be SQLite.
 scale-env:
@@ -120,7 +120,7 @@ scale-env:
 	@$(SCALE_PY) -m flows.scale env --env-file "$(SCALE_ENV_FILE)" --postgres $(SCALE_PG_PORT) --s3 $(SCALE_S3_PORT) \
 	  --mlflow $(SCALE_MLFLOW_PORT) --prefect $(SCALE_PREFECT_PORT) --label-studio $(SCALE_LS_PORT) \
 	  --dask $(SCALE_DASK_PORT) --service $(SCALE_NGINX_PORT) --label-studio-files "$(SCALE_DATA)/labelstudio/files"
-	@$(MAKE) --no-print-directory scale-check
+	@+$(MAKE) --no-print-directory scale-check
 
 scale-check:  ## fail, naming the setting, when a store of the scale profile is SQLite or unset
 	@$(SCALE_PY) -m flows.scale check --env-file "$(SCALE_ENV_FILE)"
@@ -170,31 +170,31 @@ scale-s3-down:
 	$(call stop-server,SeaweedFS (S3),$(WEED_DIR)/server.pid)
 
 scale-mlflow-up:
-	@$(SCALE_MAKE) -f flows/mlflow.mk mlflow-up MLFLOW_PORT=$(SCALE_MLFLOW_PORT) MLFLOW_DATA=$(SCALE_DATA)/mlflow \
+	@+$(SCALE_MAKE) -f flows/mlflow.mk mlflow-up MLFLOW_PORT=$(SCALE_MLFLOW_PORT) MLFLOW_DATA=$(SCALE_DATA)/mlflow \
 	  MLFLOW_BIN=$(SCALE_BIN)/mlflow MLFLOW_TIMEOUT=$(SCALE_TIMEOUT) MLFLOW_STORE_ARGS= \
 	  MLFLOW_LAUNCHER='$(SCALE_EXEC) mlflow --'
 
 scale-mlflow-down:
-	@$(SCALE_MAKE) -f flows/mlflow.mk mlflow-down MLFLOW_DATA=$(SCALE_DATA)/mlflow
+	@+$(SCALE_MAKE) -f flows/mlflow.mk mlflow-down MLFLOW_DATA=$(SCALE_DATA)/mlflow
 
 scale-prefect-up:
-	@$(SCALE_MAKE) -f flows/loop.mk prefect-up PREFECT_PORT=$(SCALE_PREFECT_PORT) LOOP_DATA=$(SCALE_DATA) \
+	@+$(SCALE_MAKE) -f flows/loop.mk prefect-up PREFECT_PORT=$(SCALE_PREFECT_PORT) LOOP_DATA=$(SCALE_DATA) \
 	  LOOP_BIN=$(SCALE_BIN) PREFECT_TIMEOUT=$(SCALE_TIMEOUT) PREFECT_LAUNCHER='$(SCALE_EXEC) prefect-server --'
 
 scale-prefect-down:
-	@$(SCALE_MAKE) -f flows/loop.mk prefect-down LOOP_DATA=$(SCALE_DATA)
+	@+$(SCALE_MAKE) -f flows/loop.mk prefect-down LOOP_DATA=$(SCALE_DATA)
 
 scale-labelstudio-up:
-	@$(SCALE_MAKE) -f labeling/labelstudio.mk labelstudio-up LS_PORT=$(SCALE_LS_PORT) LS_DATA=$(SCALE_DATA)/labelstudio \
+	@+$(SCALE_MAKE) -f labeling/labelstudio.mk labelstudio-up LS_PORT=$(SCALE_LS_PORT) LS_DATA=$(SCALE_DATA)/labelstudio \
 	  LS_ENV_FILE="$(SCALE_ENV_FILE)" LS_TIMEOUT=$(SCALE_LS_TIMEOUT) LS_LAUNCHER='$(SCALE_EXEC) label-studio --'
 
 scale-labelstudio-down:
-	@$(SCALE_MAKE) -f labeling/labelstudio.mk labelstudio-down LS_DATA=$(SCALE_DATA)/labelstudio
+	@+$(SCALE_MAKE) -f labeling/labelstudio.mk labelstudio-down LS_DATA=$(SCALE_DATA)/labelstudio
 
 scale-dask-up:
 	@mkdir -p "$(DASK_DIR)"
 	$(call start-server,Dask scheduler,$(DASK_DIR)/scheduler.pid,$(DASK_DIR)/scheduler.log,tcp://$(SCALE_HOST):$(SCALE_DASK_PORT),$(SCALE_TIMEOUT),$(DASK_SCHEDULER_COMMAND),SCALE_DASK_PORT)
-	@$(foreach w,$(SCALE_WORKER_LIST),$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-dask-worker-up \
+	@+$(foreach w,$(SCALE_WORKER_LIST),$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-dask-worker-up \
 	  SCALE_DASK_WORKER=$(word 1,$(subst :, ,$(w))) SCALE_DASK_WORKER_PORT=$(word 2,$(subst :, ,$(w))) &&) true
 	@echo "Dask scheduler $(DASK_ADDRESS) with $(words $(SCALE_DASK_WORKER_PORTS)) workers (dashboard http://$(SCALE_HOST):$(SCALE_DASK_DASHBOARD_PORT))"
 
@@ -203,7 +203,7 @@ scale-dask-worker-up:
 	$(call start-server,Dask worker $(SCALE_DASK_WORKER),$(DASK_DIR)/worker-$(SCALE_DASK_WORKER).pid,$(DASK_DIR)/worker-$(SCALE_DASK_WORKER).log,tcp://$(SCALE_HOST):$(SCALE_DASK_WORKER_PORT),$(SCALE_TIMEOUT),$(call dask-worker-command,$(SCALE_DASK_WORKER),$(SCALE_DASK_WORKER_PORT)),SCALE_DASK_WORKER_PORT)
 
 scale-dask-down:
-	@$(foreach w,$(SCALE_WORKER_LIST),$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-dask-worker-down \
+	@+$(foreach w,$(SCALE_WORKER_LIST),$(SCALE_MAKE) -f $(firstword $(MAKEFILE_LIST)) scale-dask-worker-down \
 	  SCALE_DASK_WORKER=$(word 1,$(subst :, ,$(w))) &&) true
 	$(call stop-server,Dask scheduler,$(DASK_DIR)/scheduler.pid)
 
@@ -219,12 +219,12 @@ scale-worker-down:
 	$(call stop-server,Prefect worker (pool $(SCALE_POOL)),$(WORKER_DIR)/worker.pid)
 
 scale-serve-up:
-	@$(foreach r,$(SCALE_SERVE_LIST),$(SCALE_MAKE) -f serving/bentoml.mk serve-up SERVE_PORT=$(word 2,$(subst :, ,$(r))) \
+	@+$(foreach r,$(SCALE_SERVE_LIST),$(SCALE_MAKE) -f serving/bentoml.mk serve-up SERVE_PORT=$(word 2,$(subst :, ,$(r))) \
 	  SERVE_DATA=$(SCALE_DATA)/serve-$(word 1,$(subst :, ,$(r))) BENTOML_BIN=$(SCALE_BIN)/bentoml \
 	  SERVE_TIMEOUT=$(SCALE_TIMEOUT) SERVE_LAUNCHER='$(SCALE_EXEC) service --' &&) true
 
 scale-serve-down:
-	@$(foreach r,$(SCALE_SERVE_LIST),$(SCALE_MAKE) -f serving/bentoml.mk serve-down \
+	@+$(foreach r,$(SCALE_SERVE_LIST),$(SCALE_MAKE) -f serving/bentoml.mk serve-down \
 	  SERVE_DATA=$(SCALE_DATA)/serve-$(word 1,$(subst :, ,$(r))) &&) true
 
 scale-nginx-up:

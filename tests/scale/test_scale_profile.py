@@ -174,12 +174,6 @@ class Profile:
 
 @pytest.fixture(scope="module")
 def profile() -> Iterator[Profile]:
-    # Not pytest's tmp_path: PostgreSQL runs as the `postgres` user under root, and nginx's workers as `nobody`;
-    # both must reach their folders (pytest's temporary folders are private to their owner).
-    data = Path(tempfile.mkdtemp(prefix="docclass-scale-"))
-    data.chmod(0o755)
-    work = data / "work"
-    work.mkdir()
     weed = free_run(7)
     taken = set(range(weed, weed + 7))
 
@@ -190,8 +184,6 @@ def profile() -> Iterator[Profile]:
         return str(chosen)
 
     variables = {
-        "SCALE_DATA": str(data),
-        "SCALE_ENV_FILE": str(data / ".env"),
         "SCALE_BIN": str(Path(sys.executable).parent),
         "SCALE_WEED_PORT": str(weed),
         "SCALE_DASK_WORKER_PORTS": f"{port()} {port()}",
@@ -210,16 +202,22 @@ def profile() -> Iterator[Profile]:
     ):
         variables[name] = port()
 
-    params = copy.deepcopy(load_params())
-    params["gate"] = dict(GATE)
-    params["train"]["max_folds"] = 3
-    params["train"]["candidates"] = ["text"]
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    generate_corpus(work / "round1", per_class=8, seed=3, scanned_share=0.0)
-    generate_corpus(work / "round2", per_class=12, seed=3, scanned_share=0.0)  # round1 and 4 more a class
-
-    scale = Profile(data, work, variables)
+    # Not pytest's tmp_path: PostgreSQL runs as the `postgres` user under root, and nginx's workers as `nobody`;
+    # both must reach their folders (pytest's temporary folders are private to their owner).
+    data = Path(tempfile.mkdtemp(prefix="docclass-scale-"))
+    data.chmod(0o755)
+    variables |= {"SCALE_DATA": str(data), "SCALE_ENV_FILE": str(data / ".env")}
+    scale = Profile(data, data / "work", variables)
     try:
+        work = scale.work
+        work.mkdir()
+        params = copy.deepcopy(load_params())
+        params["gate"] = dict(GATE)
+        params["train"]["max_folds"] = 3
+        params["train"]["candidates"] = ["text"]
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
+        generate_corpus(work / "round1", per_class=8, seed=3, scanned_share=0.0)
+        generate_corpus(work / "round2", per_class=12, seed=3, scanned_share=0.0)  # round1 and 4 more a class
         scale.make("scale-up")
         yield scale
     finally:

@@ -16,17 +16,16 @@ import csv
 import hashlib
 import io
 import json
-import lzma
 import os
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.ingest import (
+    ARCHIVE_READ_ERRORS,
     ZIP,
     CorruptDocumentError,
     FileTooLargeError,
@@ -244,17 +243,7 @@ def _read_member(ref: DocumentRef, data: bytes, limits: Limits) -> bytes:
             with archive.open(info) as handle:
                 # Headers can lie about sizes: never read more than the limit allows.
                 content = handle.read(limits.max_file_bytes + 1)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        NotImplementedError,
-        RuntimeError,
-        ValueError,
-        zlib.error,
-        lzma.LZMAError,
-    ) as error:
+    except ARCHIVE_READ_ERRORS as error:
         raise CorruptDocumentError(f"{top} cannot be read from its archive: {error}") from error
     if len(content) > limits.max_file_bytes:
         raise FileTooLargeError(f"{top} is larger than the limit of {limits.max_file_bytes} bytes per file")

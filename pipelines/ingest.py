@@ -37,6 +37,20 @@ DOCUMENT_TYPES = frozenset({PDF}) | IMAGE_TYPES
 MB = 1024 * 1024
 
 
+# What reading a damaged or unsupported archive member can raise (zipfile, zlib and lzma pass their errors on).
+ARCHIVE_READ_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
 class IngestError(Exception):
     """A document that cannot be ingested; the message says what was expected and what was found."""
 
@@ -385,16 +399,7 @@ def _read_member(
     try:
         with archive.open(info) as handle:
             content = handle.read(allowed + 1)
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        EOFError,
-        NotImplementedError,
-        RuntimeError,
-        ValueError,
-        zlib.error,
-        lzma.LZMAError,
-    ) as error:
+    except ARCHIVE_READ_ERRORS as error:
         raise CorruptDocumentError(
             f"{display} cannot be decompressed: {error}: expected an undamaged archive member"
         ) from error

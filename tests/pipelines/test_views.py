@@ -199,9 +199,13 @@ class HashEmbedder:
 
 @pytest.fixture(autouse=True)
 def empty_embedding_cache() -> Iterator[None]:
+    """No cached embedding, in memory or on disk: a training round run earlier in this process (tests of the
+    loop call run_round in-process) leaves its on-disk store set for the process."""
     semantic_module.clear_embedding_cache()
+    semantic_module.use_embedding_store(None)
     yield
     semantic_module.clear_embedding_cache()
+    semantic_module.use_embedding_store(None)
 
 
 @pytest.fixture

@@ -38,10 +38,16 @@ _CACHE_MAX_WORDS = 200_000
 # --------------------------------------------------------------------------------------------- text
 
 
+def is_identifier(token: str) -> bool:
+    """Whether a lowercased token (punctuation stripped) is identifier-shaped: "1040", "w-9", "1099-nec"; see
+    :func:`normalize_text`."""
+    return len(token) <= _IDENTIFIER_MAX and _IDENTIFIER.fullmatch(token) is not None
+
+
 def _identifier_or_zeros(match: re.Match[str]) -> str:
     token = match.group()
     core = token.strip(_PUNCTUATION)
-    if len(core) <= _IDENTIFIER_MAX and _IDENTIFIER.fullmatch(core):
+    if is_identifier(core):
         return core
     return _DIGIT.sub("0", token)
 

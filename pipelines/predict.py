@@ -138,8 +138,11 @@ def predict_documents(
     """
     docs = list(docs)
     classes = [str(c) for c in model.classes_]
-    rule = review if isinstance(review, ReviewRule) else None
-    threshold = review.threshold(model) if isinstance(review, ReviewRule) else float(review)
+    rule: ReviewRule | None
+    if isinstance(review, ReviewRule):
+        rule, threshold = review, review.threshold(model)
+    else:
+        rule, threshold = None, float(review)
     pages_scored = _pages_scored(model, docs) if docs else []
     whole = [i for i, doc in enumerate(docs) if doc.n_pages != 1]
     doc_scored: dict[int, tuple[np.ndarray, float | None]] = {}

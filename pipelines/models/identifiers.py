@@ -30,9 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipelines.document import Document
-from pipelines.features import normalize_text
+from pipelines.features import is_identifier, normalize_text
 
-_IDENTIFIER = re.compile(r"(?:[a-z]{1,3}-?)?[0-9]{1,5}(?:-?[a-z]{1,4})?")
 _YEAR = re.compile(r"(?:19|20)[0-9]{2}")
 FEATURES_PER_CLASS = 3
 
@@ -41,7 +40,7 @@ def title_identifiers(title: str, max_chars: int) -> list[str]:
     """The identifiers of a title, in reading order (see the module docstring)."""
     out = []
     for token in normalize_text(title, max_chars, keep_identifiers=True).split():
-        if not _IDENTIFIER.fullmatch(token) or not any(ch.isdigit() for ch in token):
+        if not is_identifier(token):  # every identifier holds a digit
             continue
         if token.isdigit() and (len(token) < 3 or _YEAR.fullmatch(token)):
             continue

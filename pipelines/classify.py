@@ -11,7 +11,8 @@ The kinds: from reading and expanding (:mod:`pipelines.ingest`: ``EmptyFileError
 ``UnsupportedTypeError``, ``ZipBombError``, ``UnsafeArchivePathError``, ``EmptyArchiveError``...), from decoding
 (:mod:`pipelines.render`: ``CorruptDocumentError``, ``EncryptedDocumentError``, ``TooManyPagesError``,
 ``ImageBombError``), from OCR (:mod:`pipelines.ocr`: ``OcrFailedError``, ``OcrUnavailableError``,
-``OcrTimeoutError``) and from the extraction cache (``StorageError``).
+``OcrTimeoutError``). An extraction cache that cannot be written costs only the saving (a logged warning), never
+the document.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -151,12 +152,19 @@ class ExtractionCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._failing = False  # the last write failed (see :meth:`try_put`)
+        self._lock = threading.Lock()
 
     def _path(self, sha256: str, key: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}-{key}.npz"
 
     def get(self, raw: RawDocument, key: str) -> Document | None:
-        """The cached extraction of ``raw``, or None (an unreadable entry counts as missing and is logged)."""
+        """The cached extraction of ``raw``, or None.
+
+        An entry that cannot be read back whole counts as missing (logged): truncated, a damaged zip or deflate
+        stream (each member's CRC-32 is checked), or metadata that does not match its page images. The caller
+        extracts the document again and :meth:`put` replaces the entry.
+        """
         path = self._path(raw.sha256, key)
         try:
             if not path.exists():
@@ -164,21 +172,10 @@ class ExtractionCache:
             with np.load(path, allow_pickle=False) as stored:
                 meta = json.loads(stored["meta"].tobytes().decode())
                 images = stored["images"]
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            logger.warning("ignoring unreadable cache entry %s: %s", path, error)
+            pages = _pages_of(meta, images)
+        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as error:
+            logger.warning("ignoring unreadable cache entry %s: %s: %s", path, type(error).__name__, error)
             return None
-        pages = tuple(
-            Page(
-                index=page["index"],
-                text=page["text"],
-                source=page["source"],
-                image=images[i],
-                rotation=page["rotation"],
-                ocr_confidence=page["ocr_confidence"],
-                title=page.get("title", ""),  # entries of version 1 (extracted datasets) have none
-            )
-            for i, page in enumerate(meta["pages"])
-        )
         return Document(sha256=raw.sha256, name=raw.name, mime=raw.mime, pages=pages)
 
     def put(self, document: Document, key: str) -> None:
@@ -219,6 +216,57 @@ class ExtractionCache:
                 f"{document.name}: its extraction cannot be stored in the cache at {path}: "
                 f"{error.strerror or error}: expected a writable cache folder"
             ) from error
+
+    def try_put(self, document: Document, key: str) -> bool:
+        """Store an extraction if the cache can take it; returns whether it did.
+
+        The cache only saves work: when the entry cannot be written (full disk, no permission, a file in the
+        way) the extraction goes on without it, and the failure is logged as a warning once, until a write
+        succeeds again. Nothing half-written is ever left (see :meth:`put`).
+        """
+        try:
+            self.put(document, key)
+        except StorageError as error:
+            with self._lock:
+                first, self._failing = not self._failing, True
+            if first:
+                logger.warning(
+                    "%s; going on without the cache (extraction cache writes that fail are not logged again "
+                    "until one succeeds)",
+                    error,
+                )
+            return False
+        with self._lock:
+            recovered, self._failing = self._failing, False
+        if recovered:
+            logger.info("the extraction cache at %s takes entries again", self.root)
+        return True
+
+
+def _pages_of(meta: Any, images: np.ndarray) -> tuple[Page, ...]:
+    """The pages of a cache entry, checked to match: one 2-D uint8 image per listed page.
+
+    Raises:
+        ValueError, KeyError, TypeError: the entry is not one :meth:`ExtractionCache.put` wrote.
+    """
+    listed = meta["pages"]
+    if images.dtype != np.uint8 or images.ndim != 3 or len(images) != len(listed):
+        raise ValueError(
+            f"expected one 2-D uint8 image per page for {len(listed)} page(s), found {images.dtype} images of "
+            f"shape {images.shape}"
+        )
+    return tuple(
+        Page(
+            index=int(page["index"]),
+            text=str(page["text"]),
+            source=page["source"],
+            image=images[i],
+            rotation=int(page["rotation"]),
+            ocr_confidence=page["ocr_confidence"],
+            title=str(page.get("title", "")),  # entries of version 1 (extracted datasets) have none
+        )
+        for i, page in enumerate(listed)
+    )
 
 
 def thumbnail(image: Image.Image, config: ExtractConfig) -> np.ndarray:
@@ -413,8 +461,10 @@ def extract_documents(
     """Extract every document, in input order; a document that fails is returned as :class:`Rejected`.
 
     The policy: whatever goes wrong with one document (a damaged or encrypted file, a decompression bomb, too
-    many pages, Tesseract missing, failing or out of time on a page, its cache entry not writable) is a typed
-    :class:`~pipelines.ingest.IngestError`, and that document becomes a :class:`Rejected`; the others go on.
+    many pages, Tesseract missing, failing or out of time on a page) is a typed
+    :class:`~pipelines.ingest.IngestError`, and that document becomes a :class:`Rejected`; the others go on. A
+    cache that cannot be written (full disk, no permission) costs only the saving: the document is returned
+    uncached and a warning logged (see :meth:`ExtractionCache.try_put`); a damaged entry is extracted again.
 
     OCR pages go to the process-wide pool (:func:`pipelines.ocr.ocr_pool`); this call has at most
     ``config.n_workers()`` of them there at once (never more than the pool's size), so at most that many rendered
@@ -424,7 +474,7 @@ def extract_documents(
         raws: documents from :mod:`pipelines.ingest`.
         config: extraction settings.
         limits: page and pixel limits.
-        cache: optional on-disk cache; hits skip all work, new results are stored.
+        cache: optional on-disk cache; hits skip all work, new results are stored when it can take them.
         on_done: called once per document as it completes (for progress bars).
         cancel: set it (from any thread) to give up: pages not started are dropped and the call raises.
 
@@ -449,12 +499,12 @@ def extract_documents(
         try:
             pages = tuple(jobs.result(item) if isinstance(item, Future) else item for item in plan)
             document = Document(sha256=raw.sha256, name=raw.name, mime=raw.mime, pages=pages)
-            if cache is not None:
-                cache.put(document, key)
         except IngestError as error:
             _drop(plan)
             done(position, raw, Rejected(raw.name, error))
             return
+        if cache is not None:
+            cache.try_put(document, key)  # a cache that cannot take it costs the saving, never the document
         done(position, raw, document)
 
     try:

@@ -12,17 +12,23 @@ A version is created with the tag ``digests_sha256`` (the sha256 of ``model/dige
 of every model file), computed from the local model directory before upload and checked against the uploaded copy
 at registration; it is never changed afterwards, and every load checks the files against it before unpickling.
 
-MLflow keeps no history of alias moves, so every promotion is also recorded as a run in the experiment
-``<experiment>-promotions`` (from, to, when, why, automatic or by whom): durable, in the same backend, visible in
-the MLflow UI.
+Setting an MLflow alias is not atomic (concurrent setters collide on its unique key and leave an arbitrary
+winner), and MLflow keeps no history of alias moves. So promotion N is the registered model
+``<model>-promotion-<N>``, created with the whole event in its tags (from, to, when, why, automatic or by whom):
+the backend lets exactly one promoter create a name, which makes it a compare-and-set that works across machines,
+and the claims are the durable history, visible in the MLflow UI. The alias follows the history
+(:meth:`Registry.settle_champion`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
+import logging
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +40,8 @@ from serving.registry import (
     COMPLETE,
     DIGEST_TAG,
     MODEL_DIR,
+    PROMOTION_CLAIM_INFIX,
+    PROMOTION_OF,
     PromotionEvent,
     RegistryError,
     RegistryReader,
@@ -42,15 +50,46 @@ from serving.registry import (
     parse_version,
 )
 
+logger = logging.getLogger(__name__)
+
 ROUND_FILE = "round.json"
 _TAG_MAX = 4000  # below MLflow's model-version tag value limit
+# A random id per attempt: a creator whose request was retried after a lost answer knows its own claim.
+CLAIM_TAG = "docclass.claim"
+_SETTLE_ATTEMPTS = 10
+
+
+class AnyChampion(enum.Enum):
+    """No expectation about the champion a move replaces (:meth:`Registry.move_champion`)."""
+
+    ANY = "any"
+
+
+ANY_CHAMPION = AnyChampion.ANY
+
+
+class PromotionConflict(RegistryError):
+    """A promotion changed nothing: the champion was not the expected one, or another promotion won the race.
+
+    Attributes:
+        current: the champion now.
+        winner: the promotion that made it champion (None: no promotion recorded).
+    """
+
+    def __init__(self, message: str, current: int | None, winner: PromotionEvent | None) -> None:
+        super().__init__(message)
+        self.current = current
+        self.winner = winner
+
 
 __all__ = [
+    "ANY_CHAMPION",
     "CHAMPION",
     "COMPLETE",
     "DIGEST_TAG",
     "MODEL_DIR",
     "ROUND_FILE",
+    "PromotionConflict",
     "PromotionEvent",
     "Registry",
     "RegistryError",
@@ -97,17 +136,22 @@ class Registry(RegistryReader):
         return self._experiment_ids[name]
 
     def ensure_model(self) -> None:
-        """Create the registered model when missing."""
+        """Create the registered model when missing (a concurrent creator is fine)."""
         from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_registered_model(self.model_name)
+            return
         except MlflowException as error:
             if error.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+        try:
             self.client.create_registered_model(
                 self.model_name, description="docclass document classifier; alias `champion` is served."
             )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
 
     # ------------------------------------------------------------------------------------------------ runs
 
@@ -275,46 +319,169 @@ class Registry(RegistryReader):
 
     # ------------------------------------------------------------------------------------------- promotion
 
-    def move_champion(self, to: int | None, *, reason: str, by: str, automatic: bool) -> PromotionEvent:
-        """Point ``champion`` at version ``to`` (None: remove it, back to 1.0) and record the move.
+    def move_champion(
+        self,
+        to: int | None,
+        *,
+        reason: str,
+        by: str,
+        automatic: bool,
+        expected: int | None | AnyChampion = ANY_CHAMPION,
+    ) -> PromotionEvent:
+        """Make version ``to`` the champion (None: no champion, back to 1.0) by compare-and-set, and record it.
+
+        The promotion is decided by the backend: the promoter creates the registered model
+        ``<model>-promotion-<N+1>``, N being the last recorded promotion, and only one creator of a name
+        succeeds. The winner then points the alias at ``to`` and reads it back; the others change nothing and
+        get a :class:`PromotionConflict` naming the winner. A promoter that stops between its claim and the
+        alias move leaves a recorded promotion that the next promoter (or :meth:`settle_champion`) carries out.
+
+        Args:
+            to: the version to make champion, None for none.
+            reason: why (recorded).
+            by: who (recorded).
+            automatic: made by a training round rather than by hand.
+            expected: the champion this move replaces (None: no champion); the move fails when the champion
+                is another one. Default: whichever is champion when the move is made.
 
         Raises:
-            RegistryError: ``to`` is not a complete version, or an empty reason.
+            PromotionConflict: the champion is not ``expected``, or another promotion won the same number.
+            RegistryError: ``to`` is not a complete version, it is already the champion, or an empty reason.
         """
+        from mlflow.exceptions import MlflowException
+
         if not reason.strip():
             raise RegistryError("a promotion needs a reason: expected a non-empty --reason")
         if to is not None:
             self.version(to)  # raises for a missing or incomplete version
-        previous = self.champion_number()
         self.ensure_model()
-        if to is None:
-            if previous is not None:
-                self.client.delete_registered_model_alias(self.model_name, CHAMPION)
-        else:
-            self.client.set_registered_model_alias(self.model_name, CHAMPION, str(to))
-        return self.record_promotion(previous, to, reason=reason, by=by, automatic=automatic)
-
-    def record_promotion(
-        self, previous: int | None, to: int | None, *, reason: str, by: str, automatic: bool
-    ) -> PromotionEvent:
-        """Append an event to the promotion history."""
-        history = self.history()
-        seq = history[-1].seq + 1 if history else 1
+        last = self.settle_champion()
+        current = last.to_version if last is not None else self.champion_number()
+        if not isinstance(expected, AnyChampion) and current != expected:
+            raise PromotionConflict(
+                f"{format_version(to)} was not made champion: the champion is {format_version(current)}"
+                f"{_made(last)}, not {format_version(expected)} as expected. Nothing was changed: check "
+                f"`docclass versions --history`, then promote again if {format_version(to)} should still replace "
+                f"{format_version(current)}",
+                current,
+                last,
+            )
+        if to == current:
+            raise RegistryError(f"version {format_version(to)} is already the champion: nothing to do")
+        seq = (last.seq if last is not None else 0) + 1
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        tags = {
-            "seq": str(seq),
-            "when": when,
-            "from": str(previous or 0),
-            "to": str(to or 0),
-            "reason": _tag(reason),
-            "by": by,
-            "automatic": "true" if automatic else "false",
-            "mlflow.note.content": f"{format_version(previous)} -> {format_version(to)}: {reason}",
-        }
-        run = self.client.create_run(
-            self.experiment_id(f"{self.experiment}-promotions"),
-            run_name=f"{format_version(previous)} -> {format_version(to)}",
-            tags=tags,
+        event = PromotionEvent(seq, when, current, to, reason, by, automatic, self.claim_name(seq))
+        claim = uuid.uuid4().hex
+        try:
+            self.client.create_registered_model(
+                event.run_id,
+                tags={**_event_tags(event), PROMOTION_OF: self.model_name, CLAIM_TAG: claim},
+                description=(
+                    f"docclass promotion #{seq} of {self.model_name}: {format_version(current)} -> "
+                    f"{format_version(to)} by {by}: {_tag(reason)}"
+                ),
+            )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            if (self.client.get_registered_model(event.run_id).tags or {}).get(CLAIM_TAG) != claim:
+                raise self._lost(event) from error
+            # else our own claim: its creation was retried after the answer was lost
+        self._point_alias(to)
+        try:
+            self.settle_champion()  # reads the alias back (and carries out a later promotion made meanwhile)
+        except RegistryError as error:
+            raise RegistryError(
+                f"promotion #{seq} ({format_version(current)} -> {format_version(to)}) is recorded but the champion "
+                f"alias was not read back at {format_version(to)}: {error}. The next promote, rollback or loop run "
+                "moves the alias"
+            ) from error
+        return event
+
+    def _lost(self, event: PromotionEvent) -> PromotionConflict:
+        """The conflict of a promoter whose claim on ``event.seq`` was taken by another."""
+        winner = next((e for e in self.history() if e.seq == event.seq), None)
+        wanted = format_version(event.to_version)
+        if winner is None:
+            return PromotionConflict(
+                f"{wanted} was not made champion: the registered model {event.run_id} exists but is not a docclass "
+                f"promotion of {self.model_name!r}; expected that name free for promotion #{event.seq}: rename or "
+                "delete that model",
+                self.champion_number(),
+                None,
+            )
+        return PromotionConflict(
+            f"{wanted} was not made champion: promotion #{winner.seq} ({format_version(winner.from_version)} -> "
+            f"{format_version(winner.to_version)} by {winner.by} at {winner.when}: {winner.reason}) was made at "
+            f"the same time and won; the champion is now {format_version(winner.to_version)}. Nothing was changed: "
+            f"check `docclass versions --history`, then promote again if {wanted} should still replace "
+            f"{format_version(winner.to_version)}",
+            winner.to_version,
+            winner,
         )
-        self.finish_run(run.info.run_id)
-        return PromotionEvent(seq, when, previous, to, reason, by, automatic, run.info.run_id)
+
+    def settle_champion(self) -> PromotionEvent | None:
+        """Point the alias at the last recorded promotion and read it back; returns that promotion (None: none).
+
+        The history is the truth and the alias follows it: a promoter that stopped between its claim and the
+        alias move, or an alias moved by hand in MLflow, is corrected here.
+
+        Raises:
+            RegistryError: the alias did not settle (promotions keep being made meanwhile).
+        """
+        for _ in range(_SETTLE_ATTEMPTS):
+            alias = self.champion_number()  # before the history: a newer alias than the history read is fixed
+            history = self.history()
+            if not history:
+                return None
+            last = history[-1]
+            if alias == last.to_version:
+                return last
+            logger.warning(
+                "champion alias at %s, the last recorded promotion #%d made %s champion: moving the alias",
+                format_version(alias),
+                last.seq,
+                format_version(last.to_version),
+            )
+            self._point_alias(last.to_version)
+        raise RegistryError(
+            f"the champion alias of {self.model_name!r} did not settle after {_SETTLE_ATTEMPTS} attempts: "
+            "promotions keep being made; try again"
+        )
+
+    def settled_champion(self) -> int | None:
+        """The champion after :meth:`settle_champion` (the alias when no promotion is recorded)."""
+        last = self.settle_champion()
+        return last.to_version if last is not None else self.champion_number()
+
+    def claim_name(self, seq: int) -> str:
+        """The registered model whose creation is promotion ``seq``."""
+        return f"{self.model_name}{PROMOTION_CLAIM_INFIX}{seq}"
+
+    def _point_alias(self, to: int | None) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if to is None:
+                self.client.delete_registered_model_alias(self.model_name, CHAMPION)
+            else:
+                self.client.set_registered_model_alias(self.model_name, CHAMPION, str(to))
+        except MlflowException as error:
+            # Two settlers of a missing alias collide on its unique key; the alias is read back by the caller.
+            logger.info("moving the champion alias to %s: %s", format_version(to), error)
+
+
+def _event_tags(event: PromotionEvent) -> dict[str, str]:
+    return {
+        "seq": str(event.seq),
+        "when": event.when,
+        "from": str(event.from_version or 0),
+        "to": str(event.to_version or 0),
+        "reason": _tag(event.reason),
+        "by": _tag(event.by),
+        "automatic": "true" if event.automatic else "false",
+    }
+
+
+def _made(event: PromotionEvent | None) -> str:
+    return f" (promotion #{event.seq} by {event.by} at {event.when}: {event.reason})" if event else ""

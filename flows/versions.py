@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.registry import MODEL_DIR, ROUND_FILE, Registry, RegistryError, format_version
+from flows.registry import (
+    MODEL_DIR,
+    ROUND_FILE,
+    PromotionConflict,
+    Registry,
+    RegistryError,
+    format_version,
+    parse_version,
+)
 from flows.settings import Settings
 from pipelines.params import REPO_ROOT
 
@@ -468,30 +476,28 @@ def _complete(registry: Registry, number: int, info: Mapping[str, Any], parent: 
 
 
 def _promote(registry: Registry, number: int, info: Mapping[str, Any], log: Log) -> bool:
-    """Move the champion to a passing version (idempotent: a rerun records what a crash left unrecorded).
+    """Move the champion to a passing version by compare-and-set against the champion of the round (idempotent:
+    a rerun finds the promotion a crash left untagged in the history).
 
-    The decision was taken against the champion of the round; a different champion since then (a later round or
-    a manual promotion) is respected and the version is not promoted.
+    A different champion since the round started (a later round or a manual promotion) is respected: the version
+    is not promoted.
     """
     version = registry.version(number)
     if version.tags.get("promotion"):
         return version.tags["promotion"] == "promoted"
-    current = registry.champion_number()
     promote = bool(info["promote"])
-    at_round = info["tags"].get("champion_at_round", "1.0")
-    if promote and current == number:
-        history = registry.history()
-        if not history or history[-1].to_version != number:
-            registry.record_promotion(
-                None, number, reason=info["promotion_reason"], by="round", automatic=True
+    if promote and not any(e.to_version == number and e.automatic for e in registry.history()):
+        at_round = parse_version(info["tags"].get("champion_at_round", "1.0")) or None
+        try:
+            registry.move_champion(
+                number, reason=info["promotion_reason"], by="round", automatic=True, expected=at_round
             )
-    elif promote and format_version(current) != at_round:
-        log(
-            f"champion changed to {format_version(current)} since the round started: {version.name} not promoted"
-        )
-        promote = False
-    elif promote:
-        registry.move_champion(number, reason=info["promotion_reason"], by="round", automatic=True)
+        except PromotionConflict as conflict:
+            log(
+                f"champion changed to {format_version(conflict.current)} since the round started: "
+                f"{version.name} not promoted"
+            )
+            promote = False
     registry.set_version_tags(number, {"promotion": "promoted" if promote else "not promoted"})
     return promote
 

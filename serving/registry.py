@@ -14,9 +14,10 @@ every file matches it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,9 @@ COMPLETE = "complete"
 MODEL_DIR = "model"
 # The sha256 of model/digests.json, set when the version is created and never changed afterwards.
 DIGEST_TAG = "digests_sha256"
+# Promotion N of model M is the registered model "M-promotion-N", tagged with PROMOTION_OF = M (flows.registry).
+PROMOTION_CLAIM_INFIX = "-promotion-"
+PROMOTION_OF = "docclass.promotion_of"
 
 
 class RegistryError(RuntimeError):
@@ -146,6 +150,19 @@ class VerifiedModel:
     model: Any = field(repr=False)
     meta: dict[str, Any] = field(repr=False)
     splitter: Any = field(default=None, repr=False)
+
+
+def _promotion_event(tags: Mapping[str, str], ref: str) -> PromotionEvent:
+    return PromotionEvent(
+        seq=int(tags["seq"]),
+        when=tags["when"],
+        from_version=int(tags["from"]) or None,
+        to_version=int(tags["to"]) or None,
+        reason=tags.get("reason", ""),
+        by=tags.get("by", ""),
+        automatic=tags.get("automatic") == "true",
+        run_id=ref,
+    )
 
 
 def no_champion_message(versions: Sequence[VersionInfo], min_labels: int | None) -> str:
@@ -299,27 +316,41 @@ class RegistryReader:
         return self.version(number) if number is not None else None
 
     def history(self) -> list[PromotionEvent]:
-        """Every move of the champion alias, oldest first."""
+        """Every move of the champion alias, oldest first, one event per promotion number.
+
+        A promotion is the registered model ``<model>-promotion-<seq>`` its promoter created (the backend lets one
+        creator have a name: the compare-and-set of :meth:`flows.registry.Registry.move_champion`); registries
+        written before that hold runs in the experiment ``<experiment>-promotions``, read for the numbers no
+        claim holds.
+        """
+        events = {event.seq: event for event in self._promotion_runs()}
+        events.update((event.seq, event) for event in self._promotion_claims())
+        return [events[seq] for seq in sorted(events)]
+
+    def _promotion_claims(self) -> list[PromotionEvent]:
+        pattern = re.compile(re.escape(f"{self.model_name}{PROMOTION_CLAIM_INFIX}") + r"([1-9][0-9]*)")
+        events, token = [], None
+        while True:
+            page = self.client.search_registered_models(
+                filter_string=f"name LIKE '{self.model_name}{PROMOTION_CLAIM_INFIX}%'",
+                max_results=1000,
+                page_token=token,
+            )
+            for model in page:
+                tags = dict(model.tags or {})
+                found = pattern.fullmatch(model.name)
+                if found and tags.get(PROMOTION_OF) == self.model_name and tags.get("seq") == found.group(1):
+                    events.append(_promotion_event(tags, model.name))
+            token = page.token
+            if not token:
+                return events
+
+    def _promotion_runs(self) -> list[PromotionEvent]:
         found = self.client.get_experiment_by_name(f"{self.experiment}-promotions")
         if found is None:
             return []
         runs = self.client.search_runs([found.experiment_id], max_results=10000)
-        events = []
-        for run in runs:
-            tags = run.data.tags
-            events.append(
-                PromotionEvent(
-                    seq=int(tags["seq"]),
-                    when=tags["when"],
-                    from_version=int(tags["from"]) or None,
-                    to_version=int(tags["to"]) or None,
-                    reason=tags.get("reason", ""),
-                    by=tags.get("by", ""),
-                    automatic=tags.get("automatic") == "true",
-                    run_id=run.info.run_id,
-                )
-            )
-        return sorted(events, key=lambda e: e.seq)
+        return [_promotion_event(run.data.tags, run.info.run_id) for run in runs]
 
     # ------------------------------------------------------------------------------- verified artefacts
 
@@ -364,7 +395,7 @@ class RegistryReader:
         A copy that fails verification is deleted before the error is raised.
 
         Raises:
-            RegistryError: no such version.
+            RegistryError: no such version, or it is incomplete (nothing is downloaded).
             ModelIntegrityError: no registered digest, or the artefacts do not match it.
         """
         return self._download(self._model_version(number), dst)[0]
@@ -374,6 +405,13 @@ class RegistryReader:
 
         from pipelines.models.persistence import ModelIntegrityError, verify_model_dir
 
+        if (mv.tags or {}).get(COMPLETE) != "true":
+            # A round that crashed between register and mark_complete: its tags (gate, metrics, promotion) may be
+            # missing, so it is never served or used, whatever alias points at it, until a rerun completes it.
+            raise RegistryError(
+                f"version {format_version(int(mv.version))} is incomplete (its round did not finish registering "
+                f"it): not loading it; rerun the round to complete it"
+            )
         digest = self._digest(mv)  # no digest, no download
         dst.mkdir(parents=True, exist_ok=True)
         # The version's source, not a models:/ URI: that one resolves through the process-wide registry URI.
@@ -417,7 +455,7 @@ class RegistryReader:
         registered digest, load the classifier and splitter, remove the files.
 
         Raises:
-            RegistryError: no such version.
+            RegistryError: no such version, or it is incomplete (nothing is downloaded).
             ModelIntegrityError: the artefacts do not match the registered digest (nothing was unpickled).
             ModelLoadError: the files are intact but cannot be loaded here (e.g. other library versions).
         """

@@ -65,9 +65,17 @@ def versions(
     try:
         rows = [v.row() for v in registry.versions()]
         champion = registry.champion_number()
-        events = [e.row() for e in registry.history()] if history else []
+        recorded = registry.history()
     except RegistryError as error:
         _fail(str(error))
+    events = [e.row() for e in recorded] if history else []
+    if recorded and recorded[-1].to_version != champion:
+        last = recorded[-1]
+        err.print(
+            f"[yellow]warning:[/yellow] the champion alias is at {format_version(champion)} but the last recorded "
+            f"promotion, #{last.seq}, made {format_version(last.to_version)} champion: it is being made, or its "
+            "promoter stopped before moving the alias (the next promote, rollback or loop run moves it)"
+        )
     if as_json:
         payload: dict[str, Any] = {"champion": format_version(champion), "versions": rows}
         if history:
@@ -125,24 +133,46 @@ def promote(
     force: Annotated[
         bool, typer.Option("--force", help="promote even though the version failed its gates")
     ] = False,
+    expect_champion: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-champion",
+            help="promote only if this version is still the champion, e.g. 1.2 (1.0: no champion); "
+            "default: the champion when the command starts",
+        ),
+    ] = None,
 ) -> None:
-    """Make a version the champion by hand (recorded with your user name and the reason)."""
-    from flows.registry import RegistryError
+    """Make a version the champion by hand (recorded with your user name and the reason).
+
+    The move is a compare-and-set: when another promotion is made at the same time, exactly one wins and the
+    others change nothing and exit with code 1, naming the winner.
+    """
+    from flows.registry import PromotionConflict, RegistryError
 
     number = _version(version)
     if number == 0:
         _fail("1.0 means no model: use `docclass rollback` to go back, or promote a version 1.N with N >= 1")
+    expected: int | None = None
+    if expect_champion is not None:
+        expected = _version(expect_champion) or None
     registry, _, settings = _open()
     try:
+        current = registry.settled_champion()
+        if expect_champion is None:
+            expected = current
         target = registry.version(number)
-        if target.champion:
+        if current == number:
             _fail(f"version {target.name} is already the champion: nothing to do")
         if not target.passed and not force:
             _fail(
                 f"version {target.name} failed its gates ({'; '.join(target.reasons)}): pass --force to promote it anyway"
             )
         why = reason if target.passed else f"{reason} (forced past failed gates)"
-        event = registry.move_champion(number, reason=why, by=_user(settings), automatic=False)
+        event = registry.move_champion(
+            number, reason=why, by=_user(settings), automatic=False, expected=expected
+        )
+    except PromotionConflict as error:
+        _fail(str(error), code=1)
     except RegistryError as error:
         _fail(str(error))
     typer.echo(json.dumps(event.row()))
@@ -151,12 +181,15 @@ def promote(
 def rollback(
     reason: Annotated[str, typer.Option("--reason", help="why (recorded in the promotion history)")],
 ) -> None:
-    """Give the champion back to the version it replaced (1.0 = no model when it was the first)."""
-    from flows.registry import RegistryError, format_version
+    """Give the champion back to the version it replaced (1.0 = no model when it was the first).
+
+    A compare-and-set like `promote`: when the champion changes meanwhile, nothing is rolled back (exit code 1).
+    """
+    from flows.registry import PromotionConflict, RegistryError, format_version
 
     registry, _, settings = _open()
     try:
-        current = registry.champion_number()
+        current = registry.settled_champion()
         if current is None:
             _fail("there is no champion to roll back (champion is 1.0)")
         # The version the current champion replaced when it was promoted (rollbacks themselves don't count, so
@@ -174,7 +207,10 @@ def rollback(
             reason=f"{ROLLBACK}{format_version(current)}: {reason}",
             by=_user(settings),
             automatic=False,
+            expected=current,
         )
+    except PromotionConflict as error:
+        _fail(str(error), code=1)
     except RegistryError as error:
         _fail(str(error))
     typer.echo(json.dumps(event.row()))

@@ -11,6 +11,8 @@ poll.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +25,8 @@ from pipelines.models.base import ModelLoadError
 from serving.registry import VerifiedModel
 
 logger = logging.getLogger(__name__)
+
+PARENT_CHECK_S = 0.5  # how often a worker's poller looks whether the service's main process is still there
 
 
 class RegistryLike(Protocol):
@@ -192,12 +196,28 @@ class ModelStore:
             return [f"1.{n}" for n in self._pinned]
 
 
-class ChampionPoller:
-    """A daemon thread per worker that calls ``store.refresh()`` every ``interval`` seconds."""
+def terminate_this_process() -> None:
+    """Ask this process to stop cleanly (SIGTERM: the server runs its shutdown hooks)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
-    def __init__(self, store: ModelStore, interval: float) -> None:
+
+class ChampionPoller:
+    """A daemon thread per worker that calls ``store.refresh()`` every ``interval`` seconds.
+
+    It also ends a worker whose parent is gone. BentoML's process manager (circus) starts each worker in a session
+    of its own, so when the service's main process is killed (SIGKILL of its process group, the OOM killer) nothing
+    stops the workers: they would go on serving, unmanaged, on the port the next start needs. The parent is checked
+    every ``PARENT_CHECK_S`` seconds; once it has changed, ``on_orphaned`` is called (default: SIGTERM to this
+    process) and the thread ends.
+    """
+
+    def __init__(
+        self, store: ModelStore, interval: float, on_orphaned: Callable[[], None] = terminate_this_process
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.on_orphaned = on_orphaned
+        self._parent = os.getppid()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="champion-poller", daemon=True)
 
@@ -206,16 +226,31 @@ class ChampionPoller:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.store.refresh()
-                self.store.last_error = None
-            except Exception as error:  # noqa: BLE001 - a registry outage must not kill the poller
-                message = f"{type(error).__name__}: {error}"
-                if message != self.store.last_error:  # once per distinct failure, not at every poll
-                    logger.warning("champion poll failed, still serving the current model: %s", message)
-                self.store.last_error = message
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(min(PARENT_CHECK_S, max(0.0, due - time.monotonic()))):
+            if os.getppid() != self._parent:
+                logger.warning(
+                    "the service's main process (pid %s) is gone: stopping this worker (pid %s)",
+                    self._parent,
+                    os.getpid(),
+                )
+                self.on_orphaned()
+                return
+            if time.monotonic() < due:
+                continue
+            self._poll()
+            due = time.monotonic() + self.interval
+
+    def _poll(self) -> None:
+        try:
+            self.store.refresh()
+            self.store.last_error = None
+        except Exception as error:  # noqa: BLE001 - a registry outage must not kill the poller
+            message = f"{type(error).__name__}: {error}"
+            if message != self.store.last_error:  # once per distinct failure, not at every poll
+                logger.warning("champion poll failed, still serving the current model: %s", message)
+            self.store.last_error = message

@@ -1,8 +1,9 @@
 """Tesseract OCR of page images, with orientation detection for sideways and upside-down scans.
 
-Every Tesseract run of the process goes through one shared pool (:func:`ocr_pool`) of one worker per core, so
-concurrent extractions (requests of the service, several CLI batches in one process) never start more Tesseract
-processes than there are cores; each page has a time limit, after which its Tesseract process is killed.
+Every Tesseract run of the process goes through one shared pool (:func:`ocr_pool`) of one worker per core, or of
+``extract.workers`` workers once :func:`configure_ocr_pool` was called (the service does at start), so concurrent
+extractions (requests of the service, several CLI batches in one process) never start more Tesseract processes than
+that bound; each page has a time limit, after which its Tesseract process is killed.
 """
 
 from __future__ import annotations
@@ -79,19 +80,52 @@ class OcrPool:
             raise ValueError(f"an OCR pool needs at least 1 worker: got {size}")
         self.size = size
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ocr")
+        self._lock = threading.Lock()
+        self._queued = 0
+
+    @property
+    def queued(self) -> int:
+        """Jobs submitted and not started yet (a cancelled one no longer counts): the OCR backlog."""
+        return self._queued
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """Queue ``fn(*args)``; it starts when a worker is free (queued work can still be cancelled)."""
-        return self._executor.submit(fn, *args)
+        waiting = [True]  # until the job starts or is cancelled, whichever comes first
+
+        def leave_queue() -> None:
+            with self._lock:
+                if waiting[0]:
+                    waiting[0] = False
+                    self._queued -= 1
+
+        def run() -> T:
+            leave_queue()
+            return fn(*args)
+
+        with self._lock:
+            self._queued += 1
+        try:
+            future = self._executor.submit(run)
+        except BaseException:
+            leave_queue()
+            raise
+        future.add_done_callback(lambda _: leave_queue())
+        return future
+
+    def shutdown(self) -> None:
+        """Take no more jobs; the ones queued still run, then the workers end."""
+        self._executor.shutdown(wait=False)
 
 
 _pool: OcrPool | None = None
 _pool_pid = 0
+_pool_size: int | None = None  # set by configure_ocr_pool; None = one worker per core
 _pool_lock = threading.Lock()
 
 
 def ocr_pool() -> OcrPool:
-    """The process-wide OCR pool, one worker per core, created on first use (thread-safe).
+    """The process-wide OCR pool, created on first use (thread-safe): one worker per core, or the size given to
+    :func:`configure_ocr_pool`.
 
     A forked child gets its own pool: the parent's worker threads do not exist there.
     """
@@ -101,10 +135,33 @@ def ocr_pool() -> OcrPool:
         return pool
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = OcrPool(core_count())
+            _pool = OcrPool(_pool_size or core_count())
             _pool_pid = os.getpid()
             logger.debug("OCR pool of %d workers", _pool.size)
         return _pool
+
+
+def configure_ocr_pool(workers: int) -> OcrPool:
+    """Bound the Tesseract processes of this process by ``workers`` (params ``extract.workers``; 0 = one per core).
+
+    Each extraction already asks for at most ``extract.workers`` pages at once, but concurrent extractions (the
+    service's requests) share the pool, so the pool's size is the bound of the whole process. Call it before the
+    first extraction: a pool of another size is replaced (pages running in it finish, queued ones still run).
+
+    Raises:
+        ValueError: ``workers`` is negative.
+    """
+    global _pool, _pool_size
+    if workers < 0:
+        raise ValueError(f"extract.workers must be >= 0 (0 = one per core): got {workers}")
+    size = workers or core_count()
+    with _pool_lock:
+        _pool_size = size
+        if _pool is not None and _pool_pid == os.getpid() and _pool.size != size:
+            logger.debug("OCR pool resized from %d to %d workers", _pool.size, size)
+            _pool.shutdown()
+            _pool = None
+    return ocr_pool()
 
 
 def check_tesseract(lang: str) -> None:

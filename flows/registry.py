@@ -26,6 +26,7 @@ import contextlib
 import enum
 import json
 import logging
+import os
 import sys
 import tempfile
 import uuid
@@ -94,9 +95,22 @@ __all__ = [
     "Registry",
     "RegistryError",
     "VersionInfo",
+    "bound_mlflow_retries",
     "format_version",
     "parse_version",
 ]
+
+
+# MLflow's client retries a request to a server that does not answer 7 times with backoff factor 2: about four
+# minutes per request. The loop has its own retries (Prefect task retries, then the schedule), so its processes
+# bound MLflow's to about 3 s and an outage surfaces as a connection error. A value set in the environment wins.
+MLFLOW_OUTAGE_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def bound_mlflow_retries() -> None:
+    """Make this process's MLflow requests give up on an unreachable server in seconds (entry points call it)."""
+    for key, value in MLFLOW_OUTAGE_RETRIES.items():
+        os.environ.setdefault(key, value)
 
 
 def _tag(value: Any) -> str:

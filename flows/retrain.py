@@ -142,6 +142,25 @@ def is_connection_error(error: BaseException | None) -> bool:
     return False
 
 
+class OutageOneLine(logging.Filter):
+    """Drops the traceback of a record about an outage (:func:`is_connection_error`): Prefect logs a failed task
+    and flow run with theirs, which for a server that does not answer is pages of transport frames around a
+    one-line message. Defects keep their tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and is_connection_error(record.exc_info[1]):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def outage_in_one_line() -> None:
+    """Install :class:`OutageOneLine` on Prefect's run loggers (once per process)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        run_logger = logging.getLogger(name)
+        if not any(isinstance(existing, OutageOneLine) for existing in run_logger.filters):
+            run_logger.addFilter(OutageOneLine())
+
+
 def _retry_on_outage(task: Any, task_run: Any, state: Any) -> bool:
     try:
         state.result()
@@ -318,10 +337,13 @@ def retrain(
     """
     from filelock import FileLock
 
+    from flows.registry import bound_mlflow_retries
     from flows.settings import Settings
     from flows.versions import open_registry_and_store
     from pipelines.params import load_params, validate_params
 
+    bound_mlflow_retries()
+    outage_in_one_line()
     settings = Settings()
     if params is None:
         params = load_params(Path(params_path) if params_path else settings.params)

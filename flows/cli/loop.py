@@ -28,11 +28,28 @@ DEPLOYMENT = "docclass-retrain"
 
 @flows_app.command("run")
 def run(ctx: typer.Context) -> None:
-    """One retrain flow run now: prints the versions it made as JSON (an empty list when nothing was due)."""
-    from flows.retrain import retrain
+    """One retrain flow run now: prints the versions it made as JSON (an empty list when nothing was due).
+
+    When Label Studio or MLflow does not answer (after the run's retries) or the registry refuses, the run fails
+    with one line saying so and exit code 1; what it did not finish, the next run completes.
+    """
+    from filelock import Timeout
+
+    from flows.registry import RegistryError
+    from flows.retrain import is_connection_error, retrain
 
     params = _params(ctx)
-    rows = retrain(params=params)
+    try:
+        rows = retrain(params=params)
+    except Exception as error:
+        if not (is_connection_error(error) or isinstance(error, RegistryError | Timeout)):
+            raise  # a defect: its traceback is wanted
+        _fail(
+            f"the retrain run failed: {type(error).__name__}: {error}. Nothing half-done is used or lost: versions "
+            "finished before the failure are kept, and the next run (this command again, or the schedule of "
+            "`docclass flows serve`) completes the rest",
+            code=1,
+        )
     typer.echo(json.dumps(rows, default=str))
 
 
@@ -231,10 +248,12 @@ def trigger_webhook(
     import uvicorn
     from prefect.settings import get_current_settings
 
+    from flows.registry import bound_mlflow_retries
     from flows.retrain import loop_settings
     from flows.settings import Settings
     from labeling.webhook import PATH, create_app
 
+    bound_mlflow_retries()
     settings = Settings()
     params = _params(ctx)
     try:

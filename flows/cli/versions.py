@@ -25,9 +25,11 @@ ROLLBACK = "rollback from "
 
 def _open() -> tuple[Any, Any, Any]:
     """The registry, the snapshot store and the settings they were read from."""
+    from flows.registry import bound_mlflow_retries
     from flows.settings import Settings
     from flows.versions import open_registry_and_store
 
+    bound_mlflow_retries()
     settings = Settings()
     registry, store = open_registry_and_store(settings)
     return registry, store, settings

@@ -10,6 +10,7 @@ the system converging once the fault clears.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from flows.registry import Registry
+from flows.registry import MLFLOW_OUTAGE_RETRIES, Registry
 from tests.conftest import ROOT
 from tests.flows.test_registry import add_version
 from tests.make_server import MakeServer, free_port
@@ -233,3 +234,202 @@ def test_a_promoter_dying_between_its_claim_and_the_alias_blocks_nobody(
     assert code == 0, err
     assert json.loads(out)["from"] == f"1.{second}"  # it replaced the dead promoter's champion
     check_history(registry, env, tmp_path, [(None, first), (first, second), (second, third)])
+
+
+# ------------------------------------------------------------------------------------- the loop under faults
+
+CLASSES = ["w9", "invoice", "payslip"]
+EVERY = 6  # labels per milestone: two documents of each class
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("faults-prefect")
+    port = free_port()
+    make = MakeServer("flows/loop.mk", "prefect", {"PREFECT_PORT": str(port), "LOOP_DATA": str(data)})
+    make.up()
+    try:
+        yield Server(f"http://127.0.0.1:{port}/api", make, data)
+    finally:
+        make.down()
+
+
+def write_loop_params(path: Path) -> Path:
+    """params.yaml for a fast loop: a milestone every 6 labels, the text candidate, 2 folds, gates relaxed."""
+    import yaml
+
+    from pipelines.params import load_params
+
+    params = load_params()
+    params["gate"] = {
+        "min_accuracy": 0.0,
+        "min_macro_f1": 0.0,
+        "min_class_recall": 0.0,
+        "max_regression": 1.0,
+    }
+    params["train"]["max_folds"] = 2
+    params["loop"] = {"retrain_every": EVERY, "interval_seconds": 3600, "candidates": ["text"]}
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@dataclass
+class Labels:
+    """Labelled documents as a pull returns them: originals kept under the data folder, labels in order."""
+
+    records: list[Any]  # LabelRecord, in annotation order (round robin over the classes)
+
+    def first(self, n: int) -> dict[int, Any]:
+        return {record.task_id: record for record in self.records[:n]}
+
+
+def make_labels(corpus: Path, originals: Path, per_class: int, seed: int) -> Labels:
+    from labeling.convert import LabelRecord
+    from pipelines.samples import generate_corpus
+
+    manifest = generate_corpus(corpus, per_class=per_class, seed=seed, scanned_share=0.0, classes=CLASSES)
+    originals.mkdir(parents=True, exist_ok=True)
+    by_class: dict[str, list[dict[str, Any]]] = {label: [] for label in CLASSES}
+    for row in manifest:
+        (originals / f"{row['sha256']}.pdf").write_bytes((corpus / row["file"]).read_bytes())
+        by_class[row["label"]].append(row)
+    ordered = [by_class[label][i] for i in range(per_class) for label in CLASSES]
+    records = [
+        LabelRecord(
+            task_id=task_id,
+            sha256=row["sha256"],
+            name=Path(row["file"]).name,
+            label=row["label"],
+            annotation_id=task_id * 10,
+            annotator="annotator@example.com",
+            created_at=f"2026-11-24T10:00:{task_id:02d}.000000Z",
+            updated_at=f"2026-11-24T10:00:{task_id:02d}.000000Z",
+        )
+        for task_id, row in enumerate(ordered, 1)
+    ]
+    return Labels(records)
+
+
+class RunLog(logging.Handler):
+    """The records of Prefect's run loggers while in a ``with`` block (after their filters)."""
+
+    NAMES = ("prefect.task_runs", "prefect.flow_runs")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> RunLog:
+        for name in self.NAMES:
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for name in self.NAMES:
+            logging.getLogger(name).removeHandler(self)
+
+
+def loop_versions(registry: Registry) -> list[tuple[int, str | None, bool]]:
+    """(version, milestone tag, complete) of every registered version, incomplete ones included."""
+    from flows.retrain import MILESTONE_TAG
+
+    return [
+        (v.number, v.tags.get(MILESTONE_TAG), v.complete) for v in registry.versions(include_incomplete=True)
+    ]
+
+
+def test_mlflow_stopped_in_a_round_fails_it_cleanly_and_the_rerun_makes_the_milestone_once(
+    mlflow_server: Server, prefect_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`docclass flows run` with MLflow stopped (its make target) right after the version is registered, before
+    it is complete: the command fails with one clear line, the half-registered version is neither listed nor
+    champion; with MLflow back, the rerun completes that very version, once, with its milestone."""
+    import time
+
+    from prefect import task
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from typer.testing import CliRunner
+
+    import flows.retrain
+    from flows.cli.app import app
+
+    model = "mlflow-stop"
+    data = tmp_path / "data"
+    labels = make_labels(tmp_path / "corpus", data / "labeling" / "originals", per_class=2, seed=3)
+    params = write_loop_params(tmp_path / "params.yaml")
+    for key, value in {
+        "DOCCLASS_DATA_DIR": str(data),
+        "DOCCLASS_MLFLOW_TRACKING_URI": mlflow_server.url,
+        "DOCCLASS_REGISTERED_MODEL": model,
+        "DOCCLASS_MLFLOW_EXPERIMENT": model,
+        "DOCCLASS_DVC_REMOTE": str(tmp_path / "dvc-remote"),
+        "DOCCLASS_SMTP_HOST": "none",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # no .env of the repository
+    for (
+        key
+    ) in MLFLOW_OUTAGE_RETRIES:  # unset while the test runs (the flow bounds them), unset again after it
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+
+    @task(name="pull labels")
+    def pull(settings: Any, state_file: Path) -> dict[int, Any]:
+        return labels.first(EVERY)
+
+    monkeypatch.setattr(flows.retrain, "pull_task", pull)
+    monkeypatch.setattr(flows.retrain, "preannotate_from_champion", lambda *_, **__: None)
+    complete = Registry.mark_complete
+
+    def stop_then_complete(self: Registry, number: int) -> None:
+        mlflow_server.make.down()
+        complete(self, number)
+
+    registry = Registry(mlflow_server.url, model, model)
+    runner = CliRunner()
+    records = RunLog()
+    with temporary_settings({PREFECT_API_URL: prefect_server.url}), records:
+        with monkeypatch.context() as patch:
+            patch.setattr(Registry, "mark_complete", stop_then_complete)
+            started = time.monotonic()
+            try:
+                failed = runner.invoke(app, ["--params", str(params), "flows", "run"])
+            finally:
+                seconds = time.monotonic() - started
+                mlflow_server.make.up()
+        print(f"failed run: {seconds:.0f} s")
+        assert failed.exit_code == 1, failed.output
+        assert failed.stdout == ""
+        lines = failed.stderr.strip().splitlines()
+        assert [line for line in lines if line.startswith("error:")] == lines[-1:]
+        assert lines[-1].startswith(
+            f"error: the retrain run failed: RegistryError: MLflow tracking server {mlflow_server.url} does not "
+            "answer"
+        )
+        assert "Traceback" not in failed.output
+        # the run log (Prefect UI, console) says it in one line: no traceback of transport frames
+        failures = [r for r in records.records if r.levelno >= logging.ERROR]
+        assert failures and not [r for r in failures if r.exc_info or r.exc_text]
+        assert any("does not answer" in r.getMessage() for r in failures)
+        assert seconds < 120  # MLflow's own retries no longer hold a request for minutes
+        assert loop_versions(registry) == [(1, None, False)]  # registered, never completed ...
+        assert (
+            registry.versions() == [] and registry.champion_number() is None
+        )  # ... so neither listed nor served
+
+        rerun = runner.invoke(app, ["--params", str(params), "flows", "run"])
+        assert rerun.exit_code == 0, rerun.output
+        rows = json.loads(rerun.stdout)
+        assert [(row["version"], row["milestone"], row["reused"]) for row in rows] == [("1.1", EVERY, False)]
+        assert loop_versions(registry) == [(1, str(EVERY), True)]
+        assert registry.version(1).tags["label_count"] == str(
+            EVERY
+        )  # every label of the milestone, none lost
+        assert registry.champion_number() == 1
+        assert [(e.from_version, e.to_version) for e in registry.history()] == [(None, 1)]
+        again = runner.invoke(app, ["--params", str(params), "flows", "run"])
+        assert again.exit_code == 0 and json.loads(again.stdout) == []
+    assert loop_versions(registry) == [(1, str(EVERY), True)]

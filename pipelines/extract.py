@@ -152,8 +152,8 @@ class ExtractionCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._failing = False  # the last write failed (see :meth:`try_put`)
-        self._lock = threading.Lock()
+        # The last write failed (see :meth:`try_put`). Threads race on it harmlessly: at worst a warning twice.
+        self._failing = False
 
     def _path(self, sha256: str, key: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}-{key}.npz"
@@ -227,8 +227,7 @@ class ExtractionCache:
         try:
             self.put(document, key)
         except StorageError as error:
-            with self._lock:
-                first, self._failing = not self._failing, True
+            first, self._failing = not self._failing, True
             if first:
                 logger.warning(
                     "%s; going on without the cache (extraction cache writes that fail are not logged again "
@@ -236,8 +235,7 @@ class ExtractionCache:
                     error,
                 )
             return False
-        with self._lock:
-            recovered, self._failing = self._failing, False
+        recovered, self._failing = self._failing, False
         if recovered:
             logger.info("the extraction cache at %s takes entries again", self.root)
         return True

@@ -262,6 +262,9 @@ class ServeParams(Section):
     max_batch_size: PositiveInt
     max_latency_ms: PositiveNumber
     min_labels: PositiveInt | None
+    max_concurrent_requests: PositiveInt
+    max_queued_pages: PositiveInt
+    retry_after_s: PositiveInt
 
 
 class GateParams(Section):

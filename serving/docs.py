@@ -155,6 +155,15 @@ def statuses(config: ServeConfig) -> tuple[Status, ...]:
     )
     first = f" (the first one runs at {config.min_labels} labels)" if config.min_labels else ""
     no_model = f"no model yet (version 1.0): no version is registered; label documents and run a training round{first}"
+    retry = config.retry_after_s
+    too_many = (
+        f"too many requests: {config.max_concurrent_requests} in progress in this worker, the limit is "
+        f"{config.max_concurrent_requests} (params serve.max_concurrent_requests): expected a retry after {retry} s"
+    )
+    backlog = (
+        f"OCR backlog full: {config.max_queued_pages} pages wait for Tesseract in this worker, the limit is "
+        f"{config.max_queued_pages} (params serve.max_queued_pages): expected a retry after {retry} s"
+    )
     no_ocr = (
         "page 1: tesseract is not installed: expected the 'tesseract' binary on PATH "
         "(run `make install`, or `apt-get install tesseract-ocr tesseract-ocr-eng`)"
@@ -334,6 +343,20 @@ def statuses(config: ServeConfig) -> tuple[Status, ...]:
             ),
         ),
         Status(
+            429,
+            "Too Many Requests",
+            (
+                Case(
+                    CLASSIFY,
+                    f"The worker already has {config.max_concurrent_requests} requests in progress "
+                    "(serve.max_concurrent_requests; a request counts until its last thread ends). Answered at "
+                    "once, before the upload is read, with the header Retry-After (seconds, "
+                    "serve.retry_after_s): wait that long, then send it again.",
+                    {"error": too_many, "retry_after_s": retry},
+                ),
+            ),
+        ),
+        Status(
             500,
             "Internal Server Error",
             (
@@ -353,6 +376,13 @@ def statuses(config: ServeConfig) -> tuple[Status, ...]:
                     "No model yet: the registry has no champion (version 1.0); the message says what the "
                     "registry holds (no version yet, or why the latest one is not champion).",
                     {"error": no_model},
+                ),
+                Case(
+                    CLASSIFY,
+                    f"Overload: {config.max_queued_pages} OCR pages already wait for Tesseract in this worker "
+                    "(serve.max_queued_pages). Answered at once, before the upload is read, whatever it holds, with "
+                    "the header Retry-After (seconds): wait that long, then send it again.",
+                    {"error": backlog, "retry_after_s": retry},
                 ),
                 Case(
                     CLASSIFY,
@@ -414,6 +444,9 @@ registry, or a pinned version.
 - `GET /` explains the API with examples; `GET /ui` is the live page; `/readyz`, `/livez`, `/metrics`.
 
 When `DOCCLASS_API_KEY` is set, `/classify` and `/versions` need the header `Authorization: Bearer <key>`.
+Overload is shed at the door, never queued without bound: past {config.max_concurrent_requests} requests in progress
+per worker `/classify` answers 429, and with {config.max_queued_pages} OCR pages waiting it answers 503, both at once
+with `Retry-After: {config.retry_after_s}` (`/readyz` and `/livez` are never shed).
 Every error answer is JSON `{{"error": "<what was expected and what was found>", ...}}`:
 
 {codes}
@@ -479,6 +512,9 @@ def render_page(config: ServeConfig, base_url: str) -> str:
         max_upload_mb=f"{config.max_upload_mb:g}",
         max_pages=config.max_pages,
         request_timeout_s=f"{config.request_timeout_s:g}",
+        max_concurrent_requests=config.max_concurrent_requests,
+        max_queued_pages=config.max_queued_pages,
+        retry_after_s=config.retry_after_s,
         review_threshold=f"{config.review_threshold:g}",
         target_accuracy=f"{config.target_accuracy:g}",
         review_floor=f"{config.review_floor:g}",

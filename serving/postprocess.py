@@ -32,6 +32,9 @@ class ServeConfig:
     max_batch_size: int  # documents per batched inference call
     max_latency_ms: float  # longest wait for more requests to join a batch
     min_labels: int | None  # labels the first round needs; only used in the "no model yet" message
+    max_concurrent_requests: int  # /classify requests in progress per worker; more are answered 429
+    max_queued_pages: int  # OCR pages waiting in the worker's pool; at this backlog new requests get 503
+    retry_after_s: int  # Retry-After of the 429 / 503 overload answers
     review_threshold: float
     target_accuracy: float
     review_floor: float
@@ -202,6 +205,19 @@ def shorten_upload_names(body: bytes, boundary: bytes, max_bytes: int = MAX_UPLO
         position = end
     parts.append(body[position:])
     return b"".join(parts)
+
+
+def forget_traceback(error: BaseException) -> None:
+    """Drop the tracebacks of ``error`` and of the errors it was raised from or during (the frames they keep)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        stack += [linked for linked in (current.__cause__, current.__context__) if linked is not None]
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:

@@ -21,6 +21,9 @@ says whether authentication is on).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import hmac
 import json
 import logging
@@ -28,6 +31,8 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,11 +43,13 @@ from pydantic import BeforeValidator, Field
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
+from serving.admission import CURRENT_TICKET, Admission, Refusal, Ticket
 from serving.docs import DocclassService, render_page
 from serving.postprocess import (
     ServeConfig,
     document_answer,
     error_body,
+    forget_traceback,
     multipart_boundary,
     parse_bearer,
     rejection_status,
@@ -59,6 +66,7 @@ with bentoml.importing():
     from pipelines.document import Document
     from pipelines.extract import ExtractConfig
     from pipelines.ingest import Limits, Rejected
+    from pipelines.ocr import configure_ocr_pool, ocr_pool
     from pipelines.params import load_params
     from serving.batching import Batcher
     from serving.models import ChampionPoller, ModelStore, UnknownVersionError
@@ -74,6 +82,8 @@ logger = logging.getLogger("docclass.serving")
 
 STATIC = Path(__file__).parent / "static"
 PROTECTED = ("/classify", "/versions")
+ADMITTED = "/classify"  # the route admission control guards (POST); /readyz, /livez and the rest never shed
+DRAIN_S = 5.0  # a shed request's upload is read and dropped for this long at most before the answer
 
 web = FastAPI(title="docclass extras", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -95,10 +105,11 @@ def log_authentication(key: str | None) -> None:
 
 class Guard:
     """ASGI middleware in front of everything: bearer API key on the protected routes, the upload size limit
-    checked on ``Content-Length`` before a byte of the body is read, and upload file names cut to
-    :data:`serving.postprocess.MAX_UPLOAD_NAME_BYTES` (a longer one made BentoML fail with a 500).
+    checked on ``Content-Length`` before a byte of the body is read, admission control of ``POST /classify``
+    (:mod:`serving.admission`: 429 / 503 with ``Retry-After`` before the upload is read), and upload file names cut
+    to :data:`serving.postprocess.MAX_UPLOAD_NAME_BYTES` (a longer one made BentoML fail with a 500).
 
-    Both are read from :class:`flows.settings.Settings` when the app is built and again when it starts (ASGI
+    All are read from :class:`flows.settings.Settings` when the app is built and again when it starts (ASGI
     lifespan), never per request: rotating the key means restarting the service.
     """
 
@@ -106,13 +117,21 @@ class Guard:
         self.app = app
         self.key: str | None = None
         self.max_bytes = 0
+        self.admission: Admission
         self.configure()
 
     def configure(self) -> None:
-        """Read the API key and the upload limit."""
+        """Read the API key, the upload limit and the admission limits."""
         settings = Settings()
         self.key = reveal(settings.api_key)
-        self.max_bytes = ServeConfig.from_params(load_params(settings.params)).max_upload_bytes
+        config = ServeConfig.from_params(load_params(settings.params))
+        self.max_bytes = config.max_upload_bytes
+        self.admission = Admission(
+            config.max_concurrent_requests,
+            config.max_queued_pages,
+            config.retry_after_s,
+            lambda: ocr_pool().queued,
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -157,16 +176,65 @@ class Guard:
                 )
                 await response(scope, receive, send)
                 return
-            boundary = multipart_boundary(headers.get("content-type", ""))
-            if boundary is not None:
-                body = await _read_body(receive)
-                if body is None:  # the client went away
+            if scope["path"].rstrip("/").endswith(ADMITTED):
+                admitted = self.admission.admit()
+                if isinstance(admitted, Refusal):
+                    await _shed(admitted, headers, scope, receive, send)
                     return
-                body = shorten_upload_names(body, boundary)
-                rest = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
-                scope = {**scope, "headers": [*rest, (b"content-length", str(len(body)).encode())]}
-                receive = _replay(body, receive)
+                await self._admitted(admitted, headers, scope, receive, send)
+                return
+        await self._forward(headers, scope, receive, send)
+
+    async def _admitted(
+        self, ticket: Ticket, headers: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        """Serve an admitted request; its slot is freed once the answer is sent and its threads are done."""
+        token = CURRENT_TICKET.set(ticket)
+        try:
+            await self._forward(headers, scope, receive, send)
+        finally:
+            CURRENT_TICKET.reset(token)
+            ticket.release()
+
+    async def _forward(self, headers: dict[str, str], scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Hand the request on, its multipart upload names cut first."""
+        boundary = multipart_boundary(headers.get("content-type", "")) if scope["method"] == "POST" else None
+        if boundary is not None:
+            body = await _read_body(receive)
+            if body is None:  # the client went away
+                return
+            body = shorten_upload_names(body, boundary)
+            rest = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+            scope = {**scope, "headers": [*rest, (b"content-length", str(len(body)).encode())]}
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+async def _shed(
+    refusal: Refusal, headers: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
+) -> None:
+    """Answer a request that was not admitted, its upload dropped unread.
+
+    The upload is drained (read and thrown away, never kept) for at most :data:`DRAIN_S` first: a server that
+    answers and closes while the client is still sending resets the connection, and the client then sees a broken
+    connection instead of the 429. A client that asked ``Expect: 100-continue`` has sent nothing yet: it gets the
+    answer at once and never sends the upload.
+    """
+    if headers.get("expect", "").lower() != "100-continue":
+        try:
+            await asyncio.wait_for(_drain(receive), DRAIN_S)
+        except TimeoutError:
+            pass
+    response = JSONResponse(refusal.body, status_code=refusal.status, headers=refusal.headers)
+    await response(scope, receive, send)
+
+
+async def _drain(receive: Any) -> None:
+    """Read the request body to its end (or the client's disconnect), keeping none of it."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
 
 
 async def _read_body(receive: Any) -> bytes | None:
@@ -194,6 +262,56 @@ def _replay(body: bytes, receive: Any) -> Any:
         return message
 
     return replay
+
+
+def extract_upload(
+    data: bytes, name: str, config: ExtractConfig, limits: Limits, cancel: threading.Event | None = None
+) -> tuple[list[Document], list[Rejected]]:
+    """Expand an upload in memory (member names are only display names) and extract every document.
+
+    Memory is given back as soon as it is done (the soak, flows/bench_soak.py, saw the service's RSS grow by
+    hundreds of MB a minute without both):
+
+    - a rejection keeps its error's kind and message only: the traceback is dropped. It referenced the
+      extraction's frames, one of which holds the list the rejection is in: a reference cycle that kept everything
+      those frames held (a rejected page's MuPDF display list: ~200 MB for a huge text layer) until Python's full
+      garbage collection, which large C allocations do not trigger;
+    - the C heap's free pages go back to the system (:func:`return_free_memory`).
+    """
+    try:
+        [results] = extract_inputs([Upload(name, data)], config, limits, cancel=cancel)
+        docs = [result for result in results if isinstance(result, Document)]
+        rejected = [result for result in results if isinstance(result, Rejected)]
+        for rejection in rejected:
+            forget_traceback(rejection.error)
+        del results
+    finally:
+        return_free_memory()
+    return docs, rejected
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def return_free_memory() -> None:
+    """Give the free pages of the C heap back to the system (glibc ``malloc_trim(0)``, well under a millisecond).
+
+    Called after every extraction of the service. glibc keeps what a request freed (rendered pages, MuPDF's display lists, up to
+    hundreds of MB for a hostile PDF) in its per-thread arenas, so without it the worker's RSS is the highest sum
+    of concurrent peaks seen so far, and it creeps up as rarer coincidences of heavy uploads happen (the soak,
+    flows/bench_soak.py, measured +45 % in 150 s).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _as_text(value: Any) -> str:
@@ -235,6 +353,11 @@ class DocClassifier:
             max_pages=min(ingest.max_pages, self.config.max_pages),
         )
         self.extract_config = ExtractConfig.from_params(params["extract"])
+        # Concurrent requests share one OCR pool: its size is the worker's bound on Tesseract processes.
+        configure_ocr_pool(self.extract_config.workers)
+        # One extraction thread per request in progress (admission bounds them), apart from the default executor:
+        # extractions waiting for OCR must not hold up inference, model loads or splitting.
+        self.extractor = ThreadPoolExecutor(self.config.max_concurrent_requests, thread_name_prefix="extract")
         self.split_params = params.get("split")
         self.registry = RegistryReader.from_settings(settings)
         self.workdir = Path(tempfile.mkdtemp(prefix="docclass-serve-"))
@@ -257,6 +380,7 @@ class DocClassifier:
     async def shutdown(self) -> None:
         self.poller.stop()
         await self.batcher.close()
+        self.extractor.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ------------------------------------------------------------------------------------------- classify
@@ -329,7 +453,7 @@ class DocClassifier:
                 f"{name} is {size / 2**20:.1f} MB: the limit is {self.limits.max_file_bytes / 2**20:.0f} MB",
             )
         mark = time.perf_counter()
-        docs, rejected = await asyncio.to_thread(self._extract, file.read_bytes(), name, cancel)
+        docs, rejected = await self._in_extractor(file.read_bytes(), name, cancel)
         timings["extract"] = (time.perf_counter() - mark) * 1000
         if not docs:  # every upload gives a document or a rejection (an empty archive: EmptyArchiveError)
             raise HTTPError(
@@ -394,6 +518,24 @@ class DocClassifier:
             raise HTTPError(503, await asyncio.to_thread(self._no_model_message))
         return model
 
+    async def _in_extractor(
+        self, data: bytes, name: str, cancel: threading.Event | None
+    ) -> tuple[list[Document], list[Rejected]]:
+        """:meth:`_extract` in an extraction thread; the request's admission slot is held until that thread is done
+        (after a 504 it still finishes the page it is in) or is dropped before it started."""
+        ticket = CURRENT_TICKET.get()
+        if ticket is not None:
+            ticket.hold()
+        try:
+            future = self.extractor.submit(self._extract, data, name, cancel)
+        except BaseException:
+            if ticket is not None:
+                ticket.release()
+            raise
+        if ticket is not None:
+            future.add_done_callback(lambda _: ticket.release())
+        return await asyncio.wrap_future(future)
+
     def _split(self, model: Any, docs: list[Any]) -> list[Any]:
         """Segments of every document: the model's trained splitter, or hand-set cue weights without one."""
         from pipelines.split import fallback_splitter, split_documents
@@ -406,10 +548,7 @@ class DocClassifier:
     def _extract(
         self, data: bytes, name: str, cancel: threading.Event | None = None
     ) -> tuple[list[Document], list[Rejected]]:
-        """Expand an archive in memory (member names are only display names) and extract every document."""
-        [results] = extract_inputs([Upload(name, data)], self.extract_config, self.limits, cancel=cancel)
-        docs = [result for result in results if isinstance(result, Document)]
-        return docs, [result for result in results if isinstance(result, Rejected)]
+        return extract_upload(data, name, self.extract_config, self.limits, cancel)
 
     def _no_model_message(self) -> str:
         """Why there is no champion, from the registry (the labeler's files may live on another machine)."""

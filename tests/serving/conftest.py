@@ -31,7 +31,7 @@ SERVE = {
 
 def serve_params(**serve: Any) -> dict[str, Any]:
     params = copy.deepcopy(load_params())
-    params["serve"] = {**SERVE, **serve}
+    params["serve"] = {**params["serve"], **SERVE, **serve}  # keys not in SERVE: params.yaml's
     params["train"]["text"]["calibration_folds"] = 0
     return params
 

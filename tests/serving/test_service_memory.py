@@ -1,0 +1,94 @@
+"""The service's extraction gives its memory back when it is done (defects the soak, flows/bench_soak.py, found:
+the service's RSS grew by ~200 MB per rejected huge-text-layer PDF, and by the sum of concurrent peaks).
+
+In-process, on the function the service runs in its extraction threads (:func:`serving.service.extract_upload`)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from serving.postprocess import forget_traceback
+from tests.hostile import huge_text_layer
+from tests.params import extract_config, ingest_limits
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+MB = 2**20
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / MB
+
+
+@pytest.fixture(scope="module")
+def text_pdf() -> bytes:
+    """A one-page PDF drawing 5.8 million characters: refused (TextLayerTooLargeError) after MuPDF built its
+    display list of ~200 MB."""
+    return huge_text_layer()
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    """Python's cycle collector off, as between its rare full collections: only reference counting frees."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def test_forget_traceback_drops_the_whole_chain() -> None:
+    def fail() -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("outer") from inner
+
+    with pytest.raises(ValueError) as caught:
+        fail()
+    error = caught.value
+    assert error.__traceback__ is not None and error.__cause__ is not None
+    assert error.__cause__.__traceback__ is not None
+    forget_traceback(error)
+    assert error.__traceback__ is None and error.__cause__.__traceback__ is None
+    assert str(error) == "outer" and type(error.__cause__) is KeyError  # what a rejection reports is kept
+
+
+def test_a_rejected_upload_holds_no_memory_once_answered(text_pdf: bytes, no_cyclic_gc: None) -> None:
+    """Before: each rejection's traceback kept the extraction's frames (and the page's display list) in a cycle."""
+    from serving.service import extract_upload
+
+    config, limits = extract_config(), ingest_limits()
+    extract_upload(text_pdf, "warm-up.pdf", config, limits)
+    before = rss_mb()
+    for number in range(3):
+        docs, rejected = extract_upload(text_pdf, f"text-{number}.pdf", config, limits)
+        assert docs == [] and [r.kind for r in rejected] == ["TextLayerTooLargeError"]
+        assert "text layer" in rejected[0].reason
+        del docs, rejected
+    grown = rss_mb() - before
+    assert grown < 100, f"RSS grew by {grown:.0f} MB over 3 rejected uploads (~200 MB each when kept)"
+
+
+def test_concurrent_extractions_give_their_peak_back(text_pdf: bytes) -> None:
+    """Before: glibc kept what four concurrent extractions freed in its per-thread arenas (~800 MB here)."""
+    from serving.service import extract_upload
+
+    config, limits = extract_config(), ingest_limits()
+    extract_upload(text_pdf, "warm-up.pdf", config, limits)
+    gc.collect()
+    before = rss_mb()
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            answers = list(pool.map(lambda n: extract_upload(text_pdf, f"{n}.pdf", config, limits), range(4)))
+            assert all(rejected[0].kind == "TextLayerTooLargeError" for _, rejected in answers)
+            del answers
+    grown = rss_mb() - before
+    assert grown < 150, f"RSS stayed {grown:.0f} MB above its level before four concurrent extractions"

@@ -26,7 +26,7 @@ import pytest
 from tests.make_server import MakeServer, environment, free_port
 from tests.serving.conftest import World
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.faults
 
 
 @dataclass
@@ -122,6 +122,20 @@ def service(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         service.stop()
 
 
+def test_a_worker_whose_parent_is_gone_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit of the fix the real-service tests prove: the poller notices its parent change and stops the worker."""
+    from serving import models
+
+    stopped = threading.Event()
+    store = models.ModelStore(registry=None, cache_versions=1, workdir=Path("unused"))  # type: ignore[arg-type]
+    poller = models.ChampionPoller(store, interval=3600, on_orphaned=stopped.set)
+    monkeypatch.setattr(models.os, "getppid", lambda: -1)  # the parent it started under is gone
+    poller.start()
+    assert stopped.wait(5 * models.PARENT_CHECK_S + 5)
+    poller.stop()
+    assert store.last_poll is None  # it stopped the worker without polling the registry
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL the service's whole process group (serve-up starts it in its own session) and wait for it."""
     os.killpg(pid, signal.SIGKILL)
@@ -155,6 +169,9 @@ def wait_served(service: Service, version: str, timeout_s: float = 30.0) -> None
         time.sleep(0.1)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_killed_during_a_promotion_it_restarts_on_the_champion(service: Service, world: World) -> None:
     old, new = service.versions
     doc = world.doc("invoice")
@@ -186,6 +203,9 @@ def test_killed_during_a_promotion_it_restarts_on_the_champion(service: Service,
     )  # the new model's answer, not the old one's
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_an_incomplete_version_is_never_served(service: Service, world: World) -> None:
     _, champion = service.versions
     doc = world.doc("w9")

@@ -33,7 +33,7 @@ include flows/loop.mk
 include mk/scale.mk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo-offline bench-loop bench-serve bench-batch bench-split up down help install system-deps test test-fast check demo bench lint repro clean transformer-base
+.PHONY: demo-offline bench-loop bench-serve bench-soak bench-batch bench-split up down help install system-deps test test-fast check demo bench lint repro clean transformer-base
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench: install  ## accuracy beside the plain reference (n/class, source held out
 
 bench-serve: install  ## service throughput and p50/p99 at concurrency 1, 8, 32 (born-digital PDF, scan), memory
 	$(BIN)/python -m flows.bench_serve --seconds 10 --workers 2 --out bench/serve.json
+
+bench-soak: install  ## 10 min at concurrency 32 (PDFs, scans, zips, bad files), a promotion every 2 min: 5xx, p99, RSS, Tesseract bound
+	$(BIN)/python -m flows.bench_soak --seconds 600 --promote-every 120 --out bench/soak.json
 
 bench-batch: install  ## `docclass classify` on a Dask cluster it starts: docs/s with 1 and 2 workers (text, scans), memory, per-shard overhead
 	OMP_THREAD_LIMIT=1 $(BIN)/python -m flows.bench_batch --out bench/batch.json

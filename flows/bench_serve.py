@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,34 @@ def running_service(data_dir: Path, port: int, workers: int, env: dict[str, str]
         make("serve-down")
 
 
-def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Path, Path]:
-    """A registry with one champion (text model on 6 generated documents per class, ``params_path`` or the
-    default params.yaml); returns the tracking URI, a params file, a one-page born-digital PDF and a one-page scan."""
-    import pymupdf
+@dataclass(frozen=True)
+class BenchRegistry:
+    """A throwaway SQLite registry: its tracking URI, the params file the service reads, the generated documents
+    (``corpus``: born-digital PDFs, ``scans``: scans) and the registered versions (the first is champion)."""
+
+    uri: str
+    params_file: Path
+    corpus: Path
+    scans: Path
+    versions: tuple[int, ...]
+
+
+def train_registry(
+    root: Path,
+    params_path: Path | None,
+    versions: int = 1,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> BenchRegistry:
+    """A registry under ``root`` with ``versions`` text models trained on 6 generated documents per class (each
+    with its own seed, so their answers may differ), the first one champion.
+
+    Args:
+        root: an empty folder for the registry, the documents and the params file.
+        params_path: the params.yaml to start from (None: the repository's).
+        versions: how many versions to register.
+        overrides: per params section, keys replaced in the params file the service reads
+            (``{"extract": {"workers": 1}}``).
+    """
     import yaml
 
     from flows.registry import Registry
@@ -78,10 +103,13 @@ def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Pat
     from pipelines.extract import ExtractConfig
     from pipelines.ingest import Limits
     from pipelines.models import make_candidate, save_model
-    from pipelines.params import load_params
+    from pipelines.params import load_params, validate_params
     from pipelines.samples import generate_corpus
 
     params = load_params(params_path)
+    for section, values in (overrides or {}).items():
+        params[section] = {**params[section], **values}
+    params = validate_params(params)
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     corpus = root / "corpus"
@@ -91,16 +119,29 @@ def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Pat
     data = load_labeled_documents(
         corpus, ExtractConfig.from_params(params["extract"]), Limits.from_params(params["ingest"])
     )
-    model = make_candidate("text", params["train"], seed=int(params["seed"])).fit(data.documents, data.labels)
-    save_model(model, root / "model", {})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     registry = Registry(uri, "docclass", "docclass")
-    run = registry.start_run("bench", {"kind": "bench"})
-    digest = registry.log_model(run, root / "model")
-    registry.finish_run(run)
-    number = registry.register(run, {"label_count": len(data.labels)}, digest=digest)
-    registry.mark_complete(number)
-    registry.move_champion(number, reason="bench", by="bench", automatic=False)
+    numbers = []
+    for k in range(versions):
+        seed = int(params["seed"]) + k
+        model = make_candidate("text", params["train"], seed=seed).fit(data.documents, data.labels)
+        save_model(model, root / f"model-{k}", {})
+        run = registry.start_run(f"bench-{k}", {"kind": "bench"})
+        digest = registry.log_model(run, root / f"model-{k}")
+        registry.finish_run(run)
+        number = registry.register(run, {"label_count": len(data.labels)}, digest=digest)
+        registry.mark_complete(number)
+        numbers.append(number)
+    registry.move_champion(numbers[0], reason="bench", by="bench", automatic=False)
+    return BenchRegistry(uri, params_file, corpus, scans, tuple(numbers))
+
+
+def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Path, Path]:
+    """A registry with one champion (:func:`train_registry`); returns the tracking URI, a params file, a one-page
+    born-digital PDF and a one-page scan."""
+    import pymupdf
+
+    built = train_registry(root, params_path)
 
     def one_page(folder: Path, suffixes: tuple[str, ...]) -> Path:
         for path in sorted(folder.rglob("*")):
@@ -109,7 +150,12 @@ def build_registry(root: Path, params_path: Path | None) -> tuple[str, Path, Pat
                     return path
         raise RuntimeError(f"no one-page document in {folder}")
 
-    return uri, params_file, one_page(corpus, (".pdf",)), one_page(scans, (".png", ".jpg", ".jpeg"))
+    return (
+        built.uri,
+        built.params_file,
+        one_page(built.corpus, (".pdf",)),
+        one_page(built.scans, (".png", ".jpg", ".jpeg")),
+    )
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -84,7 +84,10 @@ def save_state(state: PullState, path: Path) -> None:
     """Write the state atomically (a crash leaves the previous state whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=1))
+    with tmp.open("w") as handle:
+        handle.write(json.dumps(state.to_json(), indent=1))
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before the rename: a power loss leaves the old state or the new one
     os.replace(tmp, path)
 
 
@@ -211,7 +214,15 @@ def pull_labels(
     """
     project = require_project(client, project_title)
     classes = config_classes(project.label_config)
-    state = load_state(state_file)
+    try:
+        state = load_state(state_file)
+    except ValueError as error:
+        # The state only tells changes from what was already seen (the export covers the whole project), so a
+        # damaged one (a power loss mid-write, a hand edit) must not stop every later pull: set it aside, start over.
+        kept = state_file.with_name(state_file.name + ".damaged")
+        os.replace(state_file, kept)
+        logger.warning("%s: starting from an empty state (the damaged file is kept as %s)", error, kept)
+        state = PullState()
     if state.project_id not in (None, project.id):
         logger.warning(
             "pull state %s belongs to project %s, not %s (%r): starting from an empty state",

@@ -158,6 +158,15 @@ def test_incremental_pull_relabel_delete_skip_invalid_and_restart(
     assert sorted(f.label for f in list_dataset(snapshot)) == ["invoice", "payslip"]
     assert len(list((snapshot / "documents").iterdir())) == 2
 
+    # A state damaged by a power loss or a hand edit: set aside and started over, the labels all come back.
+    settings.state_file.write_text('{"watermark": {"updated_at": "2026-')
+    third = pull_labels(client, settings.project_title, settings.state_file, settings.originals_dir, snapshot)
+    assert [(c.kind, c.task_id) for c in third.changes] == [(CREATED, t1), (CREATED, t3)]
+    assert read_labels(snapshot) == {t1: "invoice", t3: "payslip"}
+    damaged = settings.state_file.with_name(settings.state_file.name + ".damaged")
+    assert damaged.read_text() == '{"watermark": {"updated_at": "2026-'
+    assert "starting from an empty state" in caplog.text
+
 
 def test_preannotate_sets_model_version_and_serves_least_certain_first(labeling_env, documents, label_studio):
     settings, client, project_id, tasks = setup_project(documents, 4)

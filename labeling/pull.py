@@ -87,7 +87,8 @@ def save_state(state: PullState, path: Path) -> None:
     with tmp.open("w") as handle:
         handle.write(json.dumps(state.to_json(), indent=1))
         handle.flush()
-        os.fsync(handle.fileno())  # on disk before the rename: a power loss leaves the old state or the new one
+        # On disk before the rename: a power loss leaves the old state or the new one, never an empty file.
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

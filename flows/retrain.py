@@ -12,9 +12,10 @@ retries).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,47 @@ _RETRY: dict[str, Any] = {
     "retry_condition_fn": _retry_on_outage,
     "cache_policy": NO_CACHE,
 }
+
+
+# ------------------------------------------------------------------------------------------- run liveness
+
+RUNS_DIR = "runs"
+
+
+def run_lock_path(workdir: Path, flow_run_id: str) -> Path:
+    """The file a flow run holds locked for as long as its process lives (see :func:`run_alive`)."""
+    return workdir / RUNS_DIR / f"{flow_run_id}.lock"
+
+
+@contextlib.contextmanager
+def run_alive(workdir: Path) -> Iterator[None]:
+    """Hold this flow run's lock file while the run lives: the system releases the lock when the process dies,
+    however it dies, so a run the Prefect server still shows Running without a holder is dead
+    (:func:`is_run_alive`; `docclass flows serve` crashes such runs at start to free the deployment's slot)."""
+    from filelock import FileLock
+    from prefect.runtime import flow_run
+
+    path = run_lock_path(workdir, str(flow_run.id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path)):
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def is_run_alive(workdir: Path, flow_run_id: str) -> bool:
+    """Whether a live process holds the run's lock (False: the run never got this far, or its process died)."""
+    from filelock import FileLock, Timeout
+
+    path = run_lock_path(workdir, flow_run_id)
+    if not path.exists():
+        return False
+    try:
+        with FileLock(str(path), timeout=0):
+            return False
+    except Timeout:
+        return True
 
 
 # ------------------------------------------------------------------------------------------------- tasks
@@ -359,7 +401,7 @@ def retrain(
     workdir.mkdir(parents=True, exist_ok=True)
     log = get_run_logger()
     rows: list[dict[str, Any]] = []
-    with FileLock(str(workdir / "retrain.lock"), timeout=lock_timeout_s):
+    with run_alive(workdir), FileLock(str(workdir / "retrain.lock"), timeout=lock_timeout_s):
         labels = pull_task(settings, workdir / "pull-state.json")
         registry, store = open_registry_and_store(settings)
         due = milestones(len(labels), every, versioned_task(registry))

@@ -61,12 +61,31 @@ def serve(
         typer.Option(help="seconds between scheduled runs (default: params loop.interval_seconds)"),
     ] = None,
 ) -> None:
-    """Serve the flow as a Prefect deployment on an interval schedule, one run at a time."""
+    """Serve the flow as a Prefect deployment on an interval schedule, one run at a time.
+
+    At start, runs of the deployment that a dead `flows serve` left Pending or Running are marked Crashed: the
+    Prefect server then frees the deployment's concurrency slot at once instead of when its lease expires.
+    """
+    import httpx
+    from prefect.settings import get_current_settings
+
     from flows.retrain import retrain
+    from flows.settings import Settings
 
     params = _params(ctx)
     seconds = interval if interval is not None else int(params["loop"]["interval_seconds"])
     path = params_path(ctx)
+    api_url = get_current_settings().api.url
+    if api_url:
+        try:
+            orphans = crash_orphaned_runs(api_url, Settings().data_dir / "loop")
+        except httpx.HTTPError as error:
+            _fail(
+                f"the Prefect server at {api_url} does not answer ({type(error).__name__}: {error}): "
+                "expected it running (make prefect-up)"
+            )
+        for name in orphans:
+            err.print(f"run {name} of retrain/{DEPLOYMENT} was left by a process that died: marked Crashed")
     err.print(f"serving deployment retrain/{DEPLOYMENT} every {seconds} s (concurrency limit 1)")
     retrain.serve(
         name=DEPLOYMENT,
@@ -76,6 +95,57 @@ def serve(
         parameters={"params_path": str(path.resolve())} if path is not None else {},
         print_starting_message=False,
     )
+
+
+def crash_orphaned_runs(api_url: str, workdir: Path) -> list[str]:
+    """Mark Crashed the runs of the deployment that are Pending, Running or Cancelling on the Prefect server but
+    whose process is gone; returns their names.
+
+    A process killed with SIGKILL (or a machine that stopped) leaves its run Running, holding the deployment's
+    concurrency slot until the slot's lease expires (300 s), and Running in the UI for ever. A live run holds its
+    lock file (:func:`flows.retrain.run_alive`) for as long as its process lives, so a run without a holder is
+    dead: crashing it makes the server release its slot. Call it before serving, when none of this process's
+    runs exist yet (runs that another live `flows serve` on this machine executes hold their locks).
+
+    Raises:
+        httpx.HTTPError: the Prefect server does not answer.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    from flows.retrain import is_run_alive, run_lock_path
+
+    crashed: list[str] = []
+    with SyncPrefectClient(api_url) as client:
+        try:
+            deployment = client.read_deployment_by_name(f"retrain/{DEPLOYMENT}")
+        except ObjectNotFound:
+            return crashed  # never served: no run to look at
+        active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active))),
+        )
+        for run in runs:
+            if is_run_alive(workdir, str(run.id)):
+                continue
+            client.set_flow_run_state(
+                run.id,
+                Crashed(message="its process died (found by `docclass flows serve` at start)"),
+                force=True,  # the dead process cannot object; the server releases the run's slot
+            )
+            run_lock_path(workdir, str(run.id)).unlink(missing_ok=True)
+            crashed.append(str(run.name))
+    return crashed
 
 
 class RunNotRequested(RuntimeError):

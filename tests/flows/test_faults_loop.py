@@ -433,3 +433,190 @@ def test_mlflow_stopped_in_a_round_fails_it_cleanly_and_the_rerun_makes_the_mile
         again = runner.invoke(app, ["--params", str(params), "flows", "run"])
         assert again.exit_code == 0 and json.loads(again.stdout) == []
     assert loop_versions(registry) == [(1, str(EVERY), True)]
+
+
+# ------------------------------------------------------------------------- the served deployment under faults
+
+
+@dataclass
+class Loop:
+    """A Label Studio project with labelled documents, the env of a `docclass flows serve` against it, and the
+    registry the loop writes to."""
+
+    env: dict[str, str]
+    registry: Registry
+    tmp: Path
+    task_ids: list[int]  # every imported task, in annotation order (round robin over the classes)
+
+    def serve(self, prefect: Server, name: str) -> MakeServer:
+        """`make flows-up` (its own folder, pid file and process group) against ``prefect``."""
+        port = prefect.url.removeprefix("http://127.0.0.1:").removesuffix("/api")
+        data = self.tmp / name
+        return MakeServer(
+            "flows/loop.mk", "flows", {"PREFECT_PORT": port, "LOOP_DATA": str(data)}, env=self.env
+        )
+
+    def annotate(self, count: int) -> None:
+        """Label the next ``count`` tasks through the API, as annotators would."""
+        from labeling.convert import prediction_result
+        from labeling.project import export_tasks, make_client, require_project
+
+        client = make_client(self.env["DOCCLASS_LABEL_STUDIO_URL"], self.env["DOCCLASS_LABEL_STUDIO_TOKEN"])
+        project = require_project(client, self.env["DOCCLASS_PROJECT_TITLE"])
+        tasks = {int(task["id"]): task for task in export_tasks(client, project.id)}
+        done = [task_id for task_id in self.task_ids if tasks[task_id].get("annotations")]
+        for task_id in self.task_ids[len(done) : len(done) + count]:
+            label = tasks[task_id]["data"]["name"].split("_")[0]
+            client.annotations.create(id=task_id, result=prediction_result(label), lead_time=1.0)
+
+
+def make_loop(labeling_env: dict[str, str], mlflow: Server, tmp: Path, model: str, per_class: int) -> Loop:
+    """Import ``per_class`` generated documents of each class into the test's Label Studio project."""
+    from labeling.importer import import_documents
+    from labeling.project import ensure_project, export_tasks, make_client
+    from pipelines.samples import generate_corpus
+    from tests.params import ingest_limits
+
+    env = {
+        **cli_env(tmp),
+        **labeling_env,
+        "DOCCLASS_MLFLOW_TRACKING_URI": mlflow.url,
+        "DOCCLASS_REGISTERED_MODEL": model,
+        "DOCCLASS_MLFLOW_EXPERIMENT": model,
+        "DOCCLASS_DVC_REMOTE": str(tmp / "dvc-remote"),
+        "DOCCLASS_SMTP_HOST": "none",
+        "DOCCLASS_PARAMS": str(write_loop_params(tmp / "params.yaml")),
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",  # the served deployment looks for runs every 2 s (default 10)
+    }
+    manifest = generate_corpus(
+        tmp / "corpus", per_class=per_class, seed=5, scanned_share=0.0, classes=CLASSES
+    )
+    label_of = {row["sha256"]: row["label"] for row in manifest}
+    client = make_client(env["DOCCLASS_LABEL_STUDIO_URL"], env["DOCCLASS_LABEL_STUDIO_TOKEN"])
+    project = ensure_project(client, env["DOCCLASS_PROJECT_TITLE"], CLASSES)
+    report = import_documents(
+        client,
+        project.project_id,
+        [tmp / "corpus"],
+        Path(env["DOCCLASS_LOCAL_FILES_ROOT"]),
+        Path(env["DOCCLASS_DATA_DIR"]) / "labeling" / "originals",
+        ingest_limits(),
+        30,
+    )
+    assert len(report.imported) == per_class * len(CLASSES) and not report.rejected
+    by_class: dict[str, list[int]] = {label: [] for label in CLASSES}
+    for task in sorted(export_tasks(client, project.project_id), key=lambda t: int(t["id"])):
+        by_class[label_of[task["data"]["sha256"]]].append(int(task["id"]))
+    order = [by_class[label][i] for i in range(per_class) for label in CLASSES]
+    return Loop(env, Registry(mlflow.url, model, model), tmp, order)
+
+
+def prefect_client(prefect: Server) -> Any:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(prefect.url)
+
+
+def deployment_runs(prefect: Server) -> list[Any]:
+    """Flow runs of the served deployment, oldest first."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    with prefect_client(prefect) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["docclass-retrain"]))
+        )
+    return sorted(runs, key=lambda run: run.created)
+
+
+def in_task(prefect: Server, run_name: str, task: str) -> bool:
+    """Whether flow run ``run_name`` is running its task ``task`` now."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    with prefect_client(prefect) as client:
+        found = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=task)),
+        )
+    return any(run.state is not None and run.state.type == StateType.RUNNING for run in found)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(what: str, check: Any, timeout: float, every: float = 0.2) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def test_flow_server_killed_in_a_round_the_next_run_completes_the_milestone_once(
+    labeling_env: dict[str, str], mlflow_server: Server, prefect_server: Server, tmp_path: Path
+):
+    """`docclass flows serve` (make flows-up) killed with SIGKILL, its process group with it, while a run is in
+    its training round: started again, a new run gets the deployment's concurrency slot at once and makes the
+    milestone's version, exactly once."""
+    import signal
+    import time
+
+    from flows.cli.loop import request_deployment_run
+
+    loop = make_loop(labeling_env, mlflow_server, tmp_path, "killed", per_class=2)
+    loop.annotate(EVERY)
+    serve = loop.serve(prefect_server, "serve")
+    serve.up()
+    try:
+        first = request_deployment_run(prefect_server.url)
+        wait_for(
+            "the run in its training round", lambda: in_task(prefect_server, first, "training round"), 180
+        )
+        pid = int((tmp_path / "serve" / "loop" / "flows.pid").read_text())
+        os.killpg(pid, signal.SIGKILL)
+        wait_for("the killed process group gone", lambda: not group_alive(pid), 30)
+        assert [
+            v for v in loop_versions(loop.registry) if v[2]
+        ] == []  # killed before the version was complete
+        started = time.monotonic()
+        serve.up()
+        second = request_deployment_run(prefect_server.url)
+
+        def finished() -> Any:
+            runs = {run.name: run for run in deployment_runs(prefect_server)}
+            return runs if runs[second].state.is_final() else None
+
+        runs = wait_for("the new run finished", finished, 150, every=1)
+        seconds = time.monotonic() - started
+        print(f"killed {first} in its round; {second} finished {seconds:.0f} s after the restart")
+        assert runs[second].state.is_completed(), runs[second].state
+        assert runs[first].state.is_crashed(), runs[first].state  # not Running for ever
+        log = (tmp_path / "serve" / "loop" / "flows.log").read_text()
+        assert (
+            f"run {first} of retrain/docclass-retrain was left by a process that died: marked Crashed" in log
+        )
+        assert seconds < 120  # the slot was freed at once, not when its lease expired (300 s)
+        with prefect_client(prefect_server) as client:
+            deployment = client.read_deployment_by_name("retrain/docclass-retrain")
+            assert (
+                client.read_global_concurrency_limit_by_name(f"deployment:{deployment.id}").active_slots == 0
+            )
+    finally:
+        serve.down()
+    assert loop_versions(loop.registry) == [(1, str(EVERY), True)]  # the milestone once, complete
+    assert loop.registry.version(1).tags["label_count"] == str(EVERY)

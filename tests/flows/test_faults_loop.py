@@ -547,6 +547,15 @@ def in_task(prefect: Server, run_name: str, task: str) -> bool:
     return any(run.state is not None and run.state.type == StateType.RUNNING for run in found)
 
 
+def run_log(prefect: Server, flow_run_id: Any) -> str:
+    """What a flow run logged (on the Prefect server), one message a line."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with prefect_client(prefect) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return "\n".join(log.message for log in logs)
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -620,3 +629,94 @@ def test_flow_server_killed_in_a_round_the_next_run_completes_the_milestone_once
         serve.down()
     assert loop_versions(loop.registry) == [(1, str(EVERY), True)]  # the milestone once, complete
     assert loop.registry.version(1).tags["label_count"] == str(EVERY)
+
+
+def test_a_webhook_burst_with_the_schedule_and_two_manual_runs_make_one_version(
+    labeling_env: dict[str, str], mlflow_server: Server, prefect_server: Server, tmp_path: Path
+):
+    """At the same moment: 30 webhook deliveries to the real receiver (`make trigger-up`), two scheduled runs of
+    the deployment due now (as the scheduler makes them; Prefect has been seen to make duplicates) and two
+    `docclass flows run` processes. The receiver asks for one run; the deployment runs one at a time and the
+    manual runs wait for the loop's lock; one round trains, one version has the milestone."""
+    import threading
+
+    import httpx
+    from prefect.states import Scheduled
+
+    from labeling.project import SECRET_HEADER
+
+    loop = make_loop(labeling_env, mlflow_server, tmp_path, "burst", per_class=2)
+    loop.annotate(EVERY)
+    secret = "burst-secret"
+    port = prefect_server.url.removeprefix("http://127.0.0.1:").removesuffix("/api")
+    hook_port = free_port()
+    env = {**loop.env, "PREFECT_API_URL": prefect_server.url, "DOCCLASS_WEBHOOK_SECRET": secret}
+    serve = loop.serve(prefect_server, "serve")
+    trigger = MakeServer(
+        "flows/loop.mk",
+        "trigger",
+        {"PREFECT_PORT": port, "LOOP_DATA": str(tmp_path / "trigger"), "TRIGGER_PORT": str(hook_port)},
+        env=env,
+    )
+    serve.up()
+    try:
+        trigger.up()
+        try:
+            before = {run.name for run in deployment_runs(prefect_server)}
+            with prefect_client(prefect_server) as client:
+                deployment = client.read_deployment_by_name("retrain/docclass-retrain")
+            manual = [start_cli("flows", "run", env=env, cwd=tmp_path) for _ in range(2)]
+
+            def deliver(n: int) -> int:
+                event = {
+                    "action": "ANNOTATION_CREATED",
+                    "annotation": {"id": n, "task": n},
+                    "project": {"id": 1},
+                }
+                url = f"http://127.0.0.1:{hook_port}/webhook"
+                return httpx.post(url, json=event, headers={SECRET_HEADER: secret}, timeout=10).status_code
+
+            answers: list[int] = []
+            burst = [threading.Thread(target=lambda n=n: answers.append(deliver(n))) for n in range(30)]
+            for thread in burst:
+                thread.start()
+            with prefect_client(prefect_server) as client:
+                for _ in range(2):
+                    client.create_flow_run_from_deployment(deployment.id, state=Scheduled())
+            for thread in burst:
+                thread.join(15)
+            assert answers == [200] * 30
+            results = [finish(process, timeout=300) for process in manual]
+
+            def all_finished() -> Any:
+                runs = [run for run in deployment_runs(prefect_server) if run.name not in before]
+                return runs if len(runs) >= 3 and all(run.state.is_final() for run in runs) else None
+
+            runs = wait_for("the deployment's runs finished", all_finished, 240, every=1)
+        finally:
+            trigger.down()
+    finally:
+        serve.down()
+    for code, _, err in results:
+        assert code == 0, err[-2000:]
+    made = [row for _, out, _ in results for row in json.loads(out)]
+    assert len(runs) == 3 and all(run.state.is_completed() for run in runs), [(r.name, r.state) for r in runs]
+    log = (tmp_path / "trigger" / "loop" / "trigger.log").read_text()
+    assert log.count("asked deployment retrain/docclass-retrain for run") == 1  # 30 deliveries, one request
+    # one run at a time: the deployment's runs never overlapped
+    spans = sorted((run.start_time, run.end_time) for run in runs)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), spans
+    # one round trained, one version for the milestone, made by one of the five runs
+    rounds = loop.registry.client.search_runs(
+        [loop.registry.experiment_id()], filter_string="tags.kind = 'round'"
+    )
+    assert len(rounds) == 1
+    assert loop_versions(loop.registry) == [(1, str(EVERY), True)]
+    # the loop's lock: the five runs checked one after the other, so exactly one found the milestone due
+    texts = [run_log(prefect_server, run.id) for run in runs] + [err for _, _, err in results]
+    due = [
+        " ".join(text.split()).count(f"{EVERY} labels; milestones to version: [{EVERY}]") for text in texts
+    ]
+    nothing = [" ".join(text.split()).count(f"{EVERY} labels; milestones to version: none") for text in texts]
+    assert sorted(due) == [0, 0, 0, 0, 1] and sorted(nothing) == [0, 1, 1, 1, 1], (due, nothing)
+    assert len(made) == due[3] + due[4]  # what the manual runs printed agrees

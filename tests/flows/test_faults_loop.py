@@ -236,6 +236,61 @@ def test_a_promoter_dying_between_its_claim_and_the_alias_blocks_nobody(
     check_history(registry, env, tmp_path, [(None, first), (first, second), (second, third)])
 
 
+def test_a_round_promotes_by_compare_and_set_against_the_champion_of_the_round(
+    mlflow_server: Server, tmp_path: Path
+):
+    """A round's automatic promotion: refused when the champion changed since the round started (nothing
+    recorded), and not made twice when a rerun finds its promotion recorded but the version untagged."""
+    from flows.versions import _promote
+
+    model = "round-cas"
+    registry = Registry(mlflow_server.url, model, model)
+    first, second, third = (add_version(registry, tmp_path) for _ in range(3))
+    registry.move_champion(first, reason="start", by="setup", automatic=False)
+    info = {"promote": True, "promotion_reason": "beats 1.1", "tags": {"champion_at_round": "1.1"}}
+    registry.move_champion(second, reason="by hand meanwhile", by="alice", automatic=False)
+    said: list[str] = []
+    assert _promote(registry, third, info, said.append) is False
+    assert said == ["champion changed to 1.2 since the round started: 1.3 not promoted"]
+    assert (
+        registry.version(third).tags["promotion"] == "not promoted" and registry.champion_number() == second
+    )
+
+    fourth = add_version(registry, tmp_path)
+    at_two = {**info, "tags": {"champion_at_round": "1.2"}}
+    registry.move_champion(
+        fourth, reason="beats 1.2", by="round", automatic=True, expected=second
+    )  # then a crash
+    assert _promote(registry, fourth, at_two, said.append) is True  # the rerun
+    assert registry.version(fourth).tags["promotion"] == "promoted"
+    assert [(e.to_version, e.by) for e in registry.history()] == [
+        (first, "setup"),
+        (second, "alice"),
+        (fourth, "round"),
+    ]
+
+
+def test_registering_against_a_concurrent_first_registration(
+    mlflow_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Two first registrations at once: both see no registered model, one creates it, the other must go on."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    model = "first-registration"
+    Registry(mlflow_server.url, model, model).ensure_model()  # the other registration created it
+    late = Registry(mlflow_server.url, model, model)
+
+    def not_yet(self: MlflowClient, name: str) -> Any:  # what the late one saw a moment before
+        raise MlflowException(f"Registered Model with name={name} not found", RESOURCE_DOES_NOT_EXIST)
+
+    monkeypatch.setattr(MlflowClient, "get_registered_model", not_yet)
+    late.ensure_model()
+    monkeypatch.undo()
+    assert add_version(late, tmp_path) == 1
+
+
 # ------------------------------------------------------------------------------------- the loop under faults
 
 CLASSES = ["w9", "invoice", "payslip"]

@@ -63,7 +63,10 @@ class World:
         }
 
     def promote(self, number: int | None) -> None:
-        self.registry.move_champion(number, reason="test", by="test", automatic=False)
+        """Make ``number`` the champion (nothing to do when it already is: the registry refuses a no-op move)."""
+        registry = self.registry
+        if registry.champion_number() != number:
+            registry.move_champion(number, reason="test", by="test", automatic=False)
 
     def doc(self, label: str, index: int = 0) -> Path:
         return sorted((self.corpus / label).iterdir())[index]

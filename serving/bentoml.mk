@@ -8,6 +8,9 @@ SERVE_PORT ?= 3000
 SERVE_WORKERS ?= 1
 SERVE_DATA ?= .data/serving
 SERVE_TIMEOUT ?= 90
+# Idle keep-alive connections are kept this long (uvicorn's default, 5 s, equals httpx's pool expiry: a request sent
+# as the server closed its connection was reset, seen by make bench-soak). Longer than the common clients' pools.
+SERVE_KEEP_ALIVE ?= 75
 BENTOML_BIN ?= .venv/bin/bentoml
 SERVE_PID = $(SERVE_DATA)/server.pid
 SERVE_LOG = $(SERVE_DATA)/server.log
@@ -19,7 +22,8 @@ SERVE_URL = http://$(SERVE_HOST):$(SERVE_PORT)
 SERVE_LAUNCHER ?=
 SERVE_COMMAND = $(SERVE_LAUNCHER) env BENTOML_DO_NOT_TRACK=true DO_NOT_TRACK=true BENTOML_HOME="$(abspath $(SERVE_DATA))/bentoml" \
   BENTOML_CONFIG_OPTIONS="services.docclass.workers=$(SERVE_WORKERS)" \
-  $(BENTOML_BIN) serve serving.service:DocClassifier --host $(SERVE_HOST) --port $(SERVE_PORT)
+  $(BENTOML_BIN) serve serving.service:DocClassifier --host $(SERVE_HOST) --port $(SERVE_PORT) \
+  --timeout-keep-alive $(SERVE_KEEP_ALIVE)
 
 serve-up:  ## start the classification service on 127.0.0.1:$(SERVE_PORT), wait for /readyz
 	$(call start-server,docclass service,$(SERVE_PID),$(SERVE_LOG),$(SERVE_URL)/readyz,$(SERVE_TIMEOUT),$(SERVE_COMMAND),SERVE_PORT)

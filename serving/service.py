@@ -250,14 +250,17 @@ async def _read_body(receive: Any) -> bytes | None:
 
 
 def _replay(body: bytes, receive: Any) -> Any:
-    """An ASGI ``receive`` giving ``body`` in one message, then whatever the connection says next (disconnect)."""
-    sent = False
+    """An ASGI ``receive`` giving ``body`` in one message, then whatever the connection says next (disconnect).
+
+    It lets go of ``body`` once given: BentoML keeps each request's context (the Request, so this function) for
+    ``traffic.timeout`` in a timer it never cancels, and the upload would live that long (300 s) with it.
+    """
+    pending = [body]
+    del body
 
     async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
         message: dict[str, Any] = await receive()
         return message
 
@@ -302,13 +305,19 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def return_free_memory() -> None:
-    """Give the free pages of the C heap back to the system (glibc ``malloc_trim(0)``, well under a millisecond).
+    """Give what the extraction freed back to the system: empty MuPDF's resource store, then glibc's free pages
+    (``malloc_trim(0)``). Well under a millisecond; called after every extraction of the service.
 
-    Called after every extraction of the service. glibc keeps what a request freed (rendered pages, MuPDF's display lists, up to
-    hundreds of MB for a hostile PDF) in its per-thread arenas, so without it the worker's RSS is the highest sum
-    of concurrent peaks seen so far, and it creeps up as rarer coincidences of heavy uploads happen (the soak,
-    flows/bench_soak.py, measured +45 % in 150 s).
+    - MuPDF keeps decoded images, fonts and other resources of every document it opened in a process-wide store of
+      up to 256 MB; documents of the service are all different, so it only grows (the soak, flows/bench_soak.py,
+      saw ~0.7 MB/s for minutes).
+    - glibc keeps what a request freed (rendered pages, MuPDF's display lists, up to hundreds of MB for a hostile
+      PDF) in its per-thread arenas, so the worker's RSS would be the highest sum of concurrent peaks seen so far,
+      creeping up as rarer coincidences of heavy uploads happen (the soak measured +45 % in 150 s).
     """
+    import pymupdf
+
+    pymupdf.TOOLS.store_shrink(100)  # only entries nothing else holds: a concurrent extraction keeps its own
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -177,14 +177,16 @@ async def call(
         "query_string": b"",
         "headers": [(k.encode(), v.encode()) for k, v in sent.items()],
     }
-    chunks = [body[:10], body[10:]] if body else [b""]
+    chunks = [body[:10], body[10:]] if body else [b""]  # delivered once, then dropped (as a server does)
+    del body
     reads = [0]
     answer: dict[str, Any] = {"headers": {}, "body": b""}
 
     async def receive() -> dict[str, Any]:
         reads[0] += 1
-        if reads[0] <= len(chunks):
-            return {"type": "http.request", "body": chunks[reads[0] - 1], "more_body": reads[0] < len(chunks)}
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
         await asyncio.sleep(3600)  # nothing more: a client waiting for its answer
         return {"type": "http.disconnect"}
 
@@ -351,3 +353,70 @@ def test_the_real_service_sheds_overload_and_stays_ready(small_server: str, worl
     assert httpx.get(f"{small_server}/readyz", timeout=5).status_code == 200
     after = httpx.post(f"{small_server}/classify", files={"file": pdfs[0]}, timeout=60)
     assert after.status_code == 200 and after.json()["documents"][0]["label"]
+
+
+def test_the_guard_keeps_no_upload_once_it_was_handed_on(guard_params: None) -> None:
+    """BentoML keeps every request's context (its Request, so the guard's receive) for traffic.timeout, 300 s, in
+    a timer it never cancels: the soak saw the worker's RSS creep by the uploads of the last 5 minutes. Once the
+    app has read the upload, the guard's receive holds none of it."""
+    import tracemalloc
+
+    from serving.service import Guard
+
+    class Keeper(StandIn):
+        """Reads the upload and keeps the receive it was given, as BentoML's long-lived context does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release.set()
+            self.kept: list[Any] = []
+
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            self.kept.append(receive)
+            await super().__call__(scope, receive, send)
+            self.bodies.clear()
+
+    async def scenario() -> int:
+        guard = Guard(Keeper())
+        upload = b"--xyz\r\n" + b"x" * 2**20 + b"\r\n--xyz--\r\n"
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(20):
+                assert (await call(guard, "POST", "/classify", upload))[0] == 200
+            return tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+
+    kept = asyncio.run(scenario())
+    assert kept < 4 * 2**20, (
+        f"{kept / 2**20:.0f} MB of 20 uploads of 1 MB still held after they were answered"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_an_idle_connection_outlives_the_clients_keep_alive(small_server: str) -> None:
+    """Found by the soak: uvicorn closed idle connections after 5 s, httpx's pool reuses them for 5 s, and a request
+    sent as the server closed its connection was reset (httpx.ReadError, no answer). The service keeps them 75 s
+    (SERVE_KEEP_ALIVE, serving/bentoml.mk), longer than the common clients' pools."""
+    import http.client
+
+    host, port = small_server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/readyz")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close
+        time.sleep(6.5)  # idle past httpx's keepalive_expiry (5 s) and uvicorn's default (5 s)
+        try:
+            connection.request("GET", "/readyz")
+            second = connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError) as error:
+            raise AssertionError(f"the idle connection was closed by the service: {error!r}") from error
+        second.read()
+        assert second.status == 200
+    finally:
+        connection.close()

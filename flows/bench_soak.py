@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from flows.bench_serve import _free_port, running_service, train_registry
 
@@ -489,6 +490,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, dict[str, Any]] = {}
     if args.extract_workers is not None:
         overrides["extract"] = {"workers": args.extract_workers}
+    if args.serve:
+        overrides["serve"] = {key: yaml.safe_load(value) for key, value in args.serve}
     with tempfile.TemporaryDirectory(prefix="docclass-bench-soak-") as tmp:
         root = Path(tmp)
         built = train_registry(root, Settings().params, versions=2, overrides=overrides)
@@ -558,6 +561,13 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     return summarize(result, args.seconds, bound, ready_after, config)
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. max_concurrent_requests=16: got {text!r}")
+    return key.strip(), value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="load time")
@@ -570,6 +580,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help="override params extract.workers (the Tesseract bound)",
+    )
+    parser.add_argument(
+        "--serve",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params serve: key (repeatable), e.g. --serve max_concurrent_requests=16",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("bench/soak.json"))

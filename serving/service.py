@@ -304,9 +304,16 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+# MuPDF's store is emptied at most this often: emptying it costs the next born-digital PDF ~7 ms of font loading.
+STORE_SHRINK_EVERY_S = 5.0
+_store_shrunk = [float("-inf")]  # monotonic time of the last emptying
+_store_lock = threading.Lock()
+
+
 def return_free_memory() -> None:
-    """Give what the extraction freed back to the system: empty MuPDF's resource store, then glibc's free pages
-    (``malloc_trim(0)``). Well under a millisecond; called after every extraction of the service.
+    """Give what the extraction freed back to the system: MuPDF's resource store (emptied at most every
+    :data:`STORE_SHRINK_EVERY_S`), then glibc's free pages (``malloc_trim(0)``, well under a millisecond). Called
+    after every extraction of the service.
 
     - MuPDF keeps decoded images, fonts and other resources of every document it opened in a process-wide store of
       up to 256 MB; documents of the service are all different, so it only grows (the soak, flows/bench_soak.py,
@@ -317,7 +324,15 @@ def return_free_memory() -> None:
     """
     import pymupdf
 
-    pymupdf.TOOLS.store_shrink(100)  # only entries nothing else holds: a concurrent extraction keeps its own
+    now = time.monotonic()
+    with _store_lock:
+        due = now - _store_shrunk[0] >= STORE_SHRINK_EVERY_S
+        if due:
+            _store_shrunk[0] = now
+    if due:
+        pymupdf.TOOLS.store_shrink(
+            100
+        )  # only entries nothing else holds: a concurrent extraction keeps its own
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -100,15 +100,18 @@ def test_mupdf_keeps_no_resources_of_answered_documents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: MuPDF's store kept every scanned page's decoded image (up to its 256 MB default), so the service's
-    RSS grew with every new scan for minutes (~3.7 MB a page here)."""
+    RSS grew with every new scan for minutes (~3.7 MB a page here). The store is emptied at most every 5 s: here
+    after every extraction, so that a dozen pages show it."""
     import numpy as np
     import pymupdf
     import pytesseract
     from PIL import Image
 
+    import serving.service
     from serving.service import extract_upload
     from tests.failure_cases import fake_tesseract
 
+    monkeypatch.setattr(serving.service, "STORE_SHRINK_EVERY_S", 0.0)
     fake = fake_tesseract(tmp_path / "fake")  # reads nothing: the cost is in decoding the page image
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(fake.command))
 

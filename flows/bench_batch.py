@@ -508,6 +508,7 @@ def run_batch(
             f"run {name}: the Prefect API has {len(shards)} shard task runs, expected {summary['shards']}"
         )
     phase = max(end for _, end in shards) - min(start for start, _ in shards)
+    cpu = {key: round(cpu_after[key] - cpu_before[key], 3) for key in cpu_before}
     return {
         "name": name,
         "kind": documents.kind,
@@ -528,7 +529,11 @@ def run_batch(
         "docs_per_s": round(len(rows) / wall, 2),
         "pages_per_s": round(documents.pages / wall, 2),
         "shard_phase_docs_per_s": round(len(rows) / phase, 2),
-        "cpu_s": {key: round(cpu_after[key] - cpu_before[key], 3) for key in cpu_before},
+        "cpu_s": cpu,
+        # below 1: the workers waited (for tasks, or for a core other processes held)
+        "worker_cpu_share": round(
+            sum(cpu[f"worker-{i}"] for i in range(1, workers + 1)) / (phase * workers), 3
+        ),
         "memory": memory.peaks,
         "results_bytes": folder_bytes(folder / "data" / "batch" / "results"),
         "output_bytes": out.stat().st_size,
@@ -574,9 +579,7 @@ def shard_overhead(tiny: Mapping[str, Any], few: Mapping[str, Any]) -> dict[str,
 
     wall = per_shard(tiny["wall_s"] - few["wall_s"])
     inside = per_shard(tiny["shard_task_s"] - few["shard_task_s"])
-    cpu = {
-        key: per_shard(tiny["cpu_s"][key] - few["cpu_s"][key]) for key in ("scheduler", "prefect_api", "flow")
-    }
+    cpu = {key: per_shard(tiny["cpu_s"][key] - few["cpu_s"][key]) for key in tiny["cpu_s"]}
     return {
         "extra_shards": extra,
         "wall_s_per_shard": wall,
@@ -585,6 +588,7 @@ def shard_overhead(tiny: Mapping[str, Any], few: Mapping[str, Any]) -> dict[str,
         "scheduler_cpu_s_per_shard": cpu["scheduler"],
         "prefect_api_cpu_s_per_shard": cpu["prefect_api"],
         "flow_cpu_s_per_shard": cpu["flow"],
+        "worker_cpu_s_per_shard": round(sum(v for k, v in cpu.items() if k.startswith("worker-")), 4),
     }
 
 
@@ -630,7 +634,8 @@ def format_table(report: Mapping[str, Any]) -> str:
     """The figures as a plain-text table and notes (what `make bench-batch` prints)."""
     lines = [
         f"{'set':8s} {'workers':>7s} {'docs':>5s} {'pages':>5s} {'shards':>6s} {'wall s':>7s} {'docs/s':>7s} "
-        f"{'pages/s':>7s} {'phase docs/s':>12s} {'list s':>6s} {'correct':>7s} {'peak RSS MB/worker':>20s}"
+        f"{'pages/s':>7s} {'phase docs/s':>12s} {'list s':>6s} {'busy':>5s} {'correct':>7s} "
+        f"{'peak RSS MB/worker':>20s}"
     ]
     for run in report["runs"]:
         rss = ", ".join(
@@ -641,9 +646,13 @@ def format_table(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{run['kind']:8s} {run['workers']:7d} {run['documents']:5d} {run['pages']:5d} {run['shards']:6d} "
             f"{run['wall_s']:7.1f} {run['docs_per_s']:7.2f} {run['pages_per_s']:7.2f} "
-            f"{run['shard_phase_docs_per_s']:12.2f} {run['list_s']:6.2f} {run['correct']:7.0%} {rss:>20s}"
+            f"{run['shard_phase_docs_per_s']:12.2f} {run['list_s']:6.2f} {run['worker_cpu_share']:5.0%} "
+            f"{run['correct']:7.0%} {rss:>20s}"
         )
-    lines.append("peak RSS: the worker process (its tree, with Tesseract)")
+    lines.append(
+        "phase: first shard start to last shard end; busy: the workers' CPU seconds / (phase x workers); "
+        "peak RSS: the worker process (its tree, with Tesseract)"
+    )
     for kind, value in report["efficiency"].items():
         lines.append(
             f"scaling efficiency, {kind}: {value['wall']:.0%} (wall), {value['shard_phase']:.0%} (shard phase)"
@@ -655,7 +664,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"of it inside the task run, {overhead['between_tasks_s_per_shard'] * 1000:.0f} ms between; CPU a shard: "
         f"Dask scheduler {overhead['scheduler_cpu_s_per_shard'] * 1000:.0f} ms, Prefect API "
         f"{overhead['prefect_api_cpu_s_per_shard'] * 1000:.0f} ms, flow process "
-        f"{overhead['flow_cpu_s_per_shard'] * 1000:.0f} ms"
+        f"{overhead['flow_cpu_s_per_shard'] * 1000:.0f} ms, worker {overhead['worker_cpu_s_per_shard'] * 1000:.0f} ms"
     )
     for count, workers in report["startup"].items():
         lines.append(

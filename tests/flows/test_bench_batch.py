@@ -41,7 +41,7 @@ def made_up_run(kind: str, workers: int, **values: Any) -> dict[str, Any]:
         "list_s": 2.0,
         "docs_per_s": 50.0,
         "shard_phase_docs_per_s": 100.0,
-        "cpu_s": {"scheduler": 1.0, "prefect_api": 2.0, "flow": 3.0},
+        "cpu_s": {"scheduler": 1.0, "prefect_api": 2.0, "flow": 3.0, "worker-1": 10.0},
     }
     return run | values
 
@@ -62,9 +62,8 @@ def test_shard_overhead_is_the_difference_per_extra_shard():
         shards=52,
         wall_s=20.0,
         shard_task_s=10.0,
-        cpu_s={"scheduler": 1.5, "prefect_api": 4.5, "flow": 8.0},
+        cpu_s={"scheduler": 1.5, "prefect_api": 4.5, "flow": 8.0, "worker-1": 16.0},
     )
-    few["cpu_s"] = {"scheduler": 1.0, "prefect_api": 2.0, "flow": 3.0}
     overhead = shard_overhead(tiny, few)
     assert overhead == {
         "extra_shards": 50,
@@ -74,6 +73,7 @@ def test_shard_overhead_is_the_difference_per_extra_shard():
         "scheduler_cpu_s_per_shard": 0.01,
         "prefect_api_cpu_s_per_shard": 0.05,
         "flow_cpu_s_per_shard": 0.1,
+        "worker_cpu_s_per_shard": 0.12,
     }
     with pytest.raises(BenchError, match="need more tiny shards than few: found 2 and 2"):
         shard_overhead(few, few)
@@ -201,6 +201,7 @@ def test_the_benchmark_at_a_tiny_size(tmp_path: Path):
         assert run["documents"] == report["sizes"][run["kind"]] == (10 if run["kind"] == "text" else 5)
         assert run["computed_shards"] == run["shards"] >= 2  # nothing reused from an earlier run
         assert run["docs_per_s"] > 0 and run["shard_phase_docs_per_s"] >= run["docs_per_s"]
+        assert 0 < run["worker_cpu_share"] < 1.5  # about one core a worker at most (Tesseract is its child)
         assert run["wall_s"] > run["shard_phase_s"] > 0 and run["list_s"] >= 0
         workers = sorted(name for name in run["memory"] if name.startswith("worker-"))
         assert workers == [f"worker-{i}" for i in range(1, run["workers"] + 1)]

@@ -320,13 +320,23 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 1)
 
 
+def windows(samples: Sequence[Sample], seconds: float, name: str) -> dict[str, float | None]:
+    """Median of one sampled figure over [20 %, 25 %] of the run (minute 2 of 10) and over its last 5 % (minute
+    10); None where no sample fell in the window."""
+    start = [getattr(s, name) for s in samples if 0.2 * seconds <= s.at <= 0.25 * seconds]
+    end = [getattr(s, name) for s in samples if s.at >= 0.95 * seconds]
+    return {
+        "start": statistics.median(start) if start else None,
+        "end": statistics.median(end) if end else None,
+    }
+
+
 def rss_growth(samples: Sequence[Sample], seconds: float) -> dict[str, Any]:
-    """Median RSS over [20 %, 25 %] of the run (minute 2 of 10) and over its last 5 % (minute 10), and the growth."""
-    start = [s.rss_mb for s in samples if 0.2 * seconds <= s.at <= 0.25 * seconds]
-    end = [s.rss_mb for s in samples if s.at >= 0.95 * seconds]
-    if not start or not end:
+    """RSS at minute 2 and at the end (:func:`windows`), and the growth between them."""
+    medians = windows(samples, seconds, "rss_mb")
+    first, last = medians["start"], medians["end"]
+    if first is None or last is None:
         return {"start_mb": None, "end_mb": None, "growth_pct": None, "met": None}
-    first, last = statistics.median(start), statistics.median(end)
     growth = round((last - first) / first * 100, 2)
     return {"start_mb": first, "end_mb": last, "growth_pct": growth, "met": growth < 10.0}
 
@@ -382,10 +392,8 @@ def summarize(
             "zombies_max": max((s.zombies for s in soak.samples), default=0),
         },
         "threads_max": max((s.threads for s in soak.samples), default=0),
-        "fds": {
-            "start": soak.samples[0].fds if soak.samples else None,
-            "end": soak.samples[-1].fds if soak.samples else None,
-        },
+        "fds": windows(soak.samples, seconds, "fds"),
+        "threads": windows(soak.samples, seconds, "threads"),
         "promotions": [asdict(p) for p in soak.promotions],
         "promotion_errors": soak.promotion_errors,
         "promotions_not_live": unlive,
@@ -449,17 +457,20 @@ def table(result: dict[str, Any]) -> str:
     rss = result["rss"]
     tess = result["tesseract"]
     live = [p["live_after_s"] for p in result["promotions"] if p["live_after_s"] is not None]
-    growth = "-" if rss["growth_pct"] is None else f"{rss['growth_pct']:+.1f} %"
+    if rss["growth_pct"] is None:
+        memory, verdict = "no sample at minute 2 or at the end", "run too short"
+    else:
+        memory = f"{rss['start_mb']:.0f} MB at minute 2 -> {rss['end_mb']:.0f} MB at the end: {rss['growth_pct']:+.1f} %"
+        verdict = "met" if rss["met"] else "NOT met"
     lines += [
         "",
         f"throughput      {result['throughput_rps']} answers/s, {result['served_rps']} served/s; shed "
         f"{result['shed']} ({', '.join(f'{k}: {v}' for k, v in result['shed_reasons'].items()) or 'none'})",
-        f"RSS (tree)      {rss['start_mb']} MB at minute 2 -> {rss['end_mb']} MB at the end: {growth} "
-        f"(target < 10 %: {'met' if rss['met'] else 'NOT met' if rss['met'] is not None else 'run too short'})",
+        f"RSS (tree)      {memory} (target < 10 %: {verdict})",
         f"Tesseract       at most {tess['max_seen']} at once (bound {tess['bound']}: "
         f"{'within' if tess['within'] else 'EXCEEDED'}); zombies at most {tess['zombies_max']}",
-        f"threads / fds   at most {result['threads_max']} threads; open files {result['fds']['start']} -> "
-        f"{result['fds']['end']}",
+        f"threads / fds   {result['threads']['start']} -> {result['threads']['end']} threads (at most "
+        f"{result['threads_max']}); {result['fds']['start']} -> {result['fds']['end']} open files (minute 2 -> end)",
         f"promotions      {len(result['promotions'])}, live after "
         f"{', '.join(f'{s:g}' for s in live) or '-'} s; failed {len(result['promotion_errors'])}",
         f"ready after     {'yes' if result['ready_after'] else 'NO'}",

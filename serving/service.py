@@ -279,7 +279,7 @@ def extract_upload(
       extraction's frames, one of which holds the list the rejection is in: a reference cycle that kept everything
       those frames held (a rejected page's MuPDF display list: ~200 MB for a huge text layer) until Python's full
       garbage collection, which large C allocations do not trigger;
-    - the C heap's free pages go back to the system (:func:`return_free_memory`).
+    - MuPDF's resource store and the C heap's free pages go back to the system (:func:`return_free_memory`).
     """
     try:
         [results] = extract_inputs([Upload(name, data)], config, limits, cancel=cancel)

@@ -24,8 +24,9 @@ How each figure is measured (all on this machine, nothing assumed):
   reports), the rest is between tasks (Dask and Prefect round trips). The scheduler's and the Prefect API server's
   CPU seconds differ likewise: their CPU per shard, which bounds the shards per second one process of each can
   serve.
-- start-up per worker: on each fresh worker, the imports of the flow's modules and the first load of the pinned
-  version (MLflow download, digest check, unpickling), the cost each worker pays once per run.
+- start-up per worker: on each fresh worker, the imports of the flow's modules, the first load of the pinned
+  version (MLflow download, digest check, unpickling) and a first born-digital and scanned document (first calls
+  of the extraction and the model): the cost each worker pays once per run, done before the measured runs.
 
     python -m flows.bench_batch --docs-text 2000 --docs-scanned 60 --out bench/batch.json
 """
@@ -46,12 +47,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.batch import DocumentRef
+
 if TYPE_CHECKING:
-    from flows.batch import PinnedModel
+    from flows.batch import PinnedModel, ShardJob
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("text", "scanned")
@@ -389,9 +392,47 @@ def register_model(root: Path, candidate: str, params: dict[str, Any]) -> tuple[
     return uri, int(number), size
 
 
-def warm_worker(model: PinnedModel, models_dir: str) -> dict[str, float]:
-    """Run on a fresh worker: import what a shard runs, then load the pinned version (MLflow download, digest
-    check, unpickling) into the worker's cache, timing both; the cost each worker pays once per run."""
+def warm_documents(folder: Path) -> list[DocumentRef]:
+    """One born-digital and one scanned document, apart from the measured sets, for :func:`warm_worker`."""
+    from flows.sources import S3Config, list_sources
+    from pipelines.ingest import Limits
+    from pipelines.params import load_params
+    from pipelines.samples import generate_corpus
+
+    generate_corpus(folder / "text", per_class=1, seed=13, scanned_share=0.0, classes=["invoice"])
+    generate_corpus(folder / "scanned", per_class=1, seed=13, scanned_share=1.0, classes=["invoice"])
+    limits = Limits.from_params(load_params()["ingest"])
+    listed = list_sources([str(folder.resolve())], S3Config(), limits)
+    return [entry for entry in listed if isinstance(entry, DocumentRef)]
+
+
+def shard_job(model: PinnedModel, params: Mapping[str, Any], cache_dir: Path, models_dir: Path) -> ShardJob:
+    """What a shard task of the flow gets (as :func:`flows.batch.classify_batch` builds it)."""
+    from flows.batch import ShardJob
+    from flows.sources import S3Config
+    from pipelines.extract import ExtractConfig
+    from pipelines.ingest import Limits
+    from pipelines.predict import ReviewRule
+
+    return ShardJob(
+        model=model,
+        extract=replace(ExtractConfig.from_params(params["extract"]), workers=1),
+        limits=Limits.from_params(params["ingest"]),
+        review=ReviewRule.from_params(params["predict"]),
+        cache_dir=str(cache_dir),
+        models_dir=str(models_dir),
+        s3=S3Config(),
+    )
+
+
+def warm_worker(job: ShardJob, documents: Sequence[DocumentRef]) -> dict[str, float]:
+    """Run on a fresh worker: import what a shard runs, load the pinned version (MLflow download, digest check,
+    unpickling) into the worker's cache, classify ``documents`` once (first calls of the extraction and the
+    model), timing each: the start-up a worker pays once per run, kept out of the measured rates.
+
+    Raises:
+        BenchError: a document could not be classified.
+    """
     import psutil
 
     started = time.perf_counter()
@@ -400,12 +441,18 @@ def warm_worker(model: PinnedModel, models_dir: str) -> dict[str, float]:
     import pipelines.extract  # noqa: F401
 
     imported = time.perf_counter()
-    flows.batch.load_pinned(model, Path(models_dir))
+    classifier = flows.batch.load_pinned(job.model, Path(job.models_dir))
     loaded = time.perf_counter()
+    answers = flows.batch.classify_documents(documents, job, classifier)
+    classified = time.perf_counter()
+    errors = [answer["error"] for answer in answers.values() if answer["error"] is not None]
+    if errors or len(answers) != len(documents):
+        raise BenchError(f"the warm-up documents were not classified on worker {os.getpid()}: {errors[:2]}")
     return {
         "pid": os.getpid(),
         "import_s": round(imported - started, 3),
         "model_load_s": round(loaded - imported, 3),
+        "first_documents_s": round(classified - loaded, 3),
         "rss_after_mb": round(psutil.Process().memory_info().rss / MB, 1),
     }
 
@@ -617,7 +664,10 @@ def project(report: Mapping[str, Any], kind: str, workers: int, documents: int) 
             caps[key] = docs_per_shard / float(overhead[cost])
     bound = min(caps, key=lambda key: caps[key])
     list_rate = float(one["documents"]) / float(one["list_s"])
-    startup = max(float(w["import_s"]) + float(w["model_load_s"]) for w in report["startup"]["1"])
+    startup = max(
+        float(w["import_s"]) + float(w["model_load_s"]) + float(w["first_documents_s"])
+        for w in report["startup"]["1"]
+    )
     seconds = documents / list_rate + startup + documents / caps[bound]
     return {
         "workers": workers,
@@ -670,7 +720,9 @@ def format_table(report: Mapping[str, Any]) -> str:
         lines.append(
             f"start-up per fresh worker ({count} worker{'s' if count != '1' else ''}): "
             + ", ".join(
-                f"imports {w['import_s']:.1f} s + model load {w['model_load_s']:.2f} s" for w in workers
+                f"imports {w['import_s']:.1f} s + model load {w['model_load_s']:.2f} s + first 2 documents "
+                f"{w['first_documents_s']:.1f} s"
+                for w in workers
             )
         )
     for kind in KINDS:
@@ -751,6 +803,7 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "scanned": make_documents(root / "docs" / "scanned", "scanned", args.docs_scanned, seed=12),
     }
     overhead_set = subset(sets["text"], root / "docs" / "overhead", args.overhead_docs)
+    warm_set = warm_documents(root / "docs" / "warm")
     uri, number, model_bytes = register_model(root / "registry", args.candidate, params)
     env = {
         **os.environ,
@@ -794,10 +847,15 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             with dask_cluster(root / f"dask-{workers}", workers, env) as cluster:
                 os.environ["DOCCLASS_DASK_ADDRESS"] = cluster.address
                 pinned = resolve_version(Settings(), None)
-                warm = cluster.client.run(warm_worker, pinned, str(root / f"warm-models-{workers}"))
-                report["startup"][str(workers)] = [
-                    {key: value for key, value in w.items() if key != "pid"} for w in warm.values()
-                ]
+                startup = []
+                for index, address in enumerate(sorted(cluster.client.scheduler_info()["workers"]), start=1):
+                    warm = root / "warm" / f"{workers}-{index}"
+                    job = shard_job(pinned, params, warm / "cache", warm / "models")
+                    found = cluster.client.run(warm_worker, job, warm_set, workers=[address])
+                    startup += [
+                        {key: value for key, value in w.items() if key != "pid"} for w in found.values()
+                    ]
+                report["startup"][str(workers)] = startup
                 watched = Watched(cluster.scheduler_pid, prefect_pid, cluster.worker_pids)
                 plan = [
                     (f"text-{workers}w", sets["text"], args.shard_size),

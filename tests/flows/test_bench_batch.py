@@ -88,12 +88,12 @@ def test_the_projection_scales_by_workers_until_a_per_shard_cost_caps_it():
             "prefect_api_cpu_s_per_shard": 0.05,  # 2000 docs/s
             "flow_cpu_s_per_shard": 0.0,  # not measurable: no cap
         },
-        "startup": {"1": [{"import_s": 2.0, "model_load_s": 1.0}]},
+        "startup": {"1": [{"import_s": 2.0, "model_load_s": 1.0, "first_documents_s": 0.5}]},
     }
     one = project(report, "text", 1, 100_000)
     assert one["docs_per_s"] == 100.0 and one["bound_by"] == "workers"  # one worker: no efficiency factor
     assert one["list_s"] == 200.0  # 1000 documents listed in 2 s
-    assert one["hours"] == round((200 + 3 + 1000) / 3600, 2)
+    assert one["hours"] == round((200 + 3.5 + 1000) / 3600, 2)
     ten = project(report, "text", 10, 100_000)
     assert ten["docs_per_s"] == 900.0 and ten["bound_by"] == "workers"
     many = project(report, "text", 100, 100_000)
@@ -212,7 +212,9 @@ def test_the_benchmark_at_a_tiny_size(tmp_path: Path):
     assert all(0 < value["wall"] for value in report["efficiency"].values())
     assert report["shard_overhead"]["extra_shards"] >= 1 and report["shard_overhead"]["wall_s_per_shard"] != 0
     assert [len(report["startup"][n]) for n in ("1", "2")] == [1, 2]
-    assert all(w["model_load_s"] > 0 for ws in report["startup"].values() for w in ws)
+    assert all(
+        w["model_load_s"] > 0 < w["first_documents_s"] for ws in report["startup"].values() for w in ws
+    )
     assert len(report["load_before"]) == len(report["load_after"]) == 3
     assert {row["workers"] for row in report["projection"]["scanned"]} == {1, 2, 20, 100}
     assert "scaling efficiency, scanned" in result.stdout and "per-shard overhead" in result.stdout

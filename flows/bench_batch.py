@@ -20,10 +20,10 @@ How each figure is measured (all on this machine, nothing assumed):
   0.2 s with psutil during the run.
 - per-shard overhead: the same documents run twice on 1 worker, once in many tiny shards and once in few;
   (wall_tiny - wall_few) / (shards_tiny - shards_few). The same difference of the shard task runs' own durations
-  (Prefect's start to end) says how much of it is inside the task (cache lookup, result persistence, state
-  reports), the rest is between tasks (Dask and Prefect round trips). The scheduler's and the Prefect API server's
-  CPU seconds differ likewise: their CPU per shard, which bounds the shards per second one process of each can
-  serve.
+  (Prefect's start to end) says how much of it is inside the task run (cache lookup, result persistence), the
+  rest is between task runs (Prefect's task engine on the worker before and after each run, Dask's round trips).
+  The CPU seconds of the workers, the Dask scheduler, the Prefect API server and the flow's process differ
+  likewise: each one's CPU per shard, which bounds the shards per second one process of it can serve.
 - start-up per worker: on each fresh worker, the imports of the flow's modules, the first load of the pinned
   version (MLflow download, digest check, unpickling) and a first born-digital and scanned document (first calls
   of the extraction and the model): the cost each worker pays once per run, done before the measured runs.
@@ -51,10 +51,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.batch import DocumentRef
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nothing of docclass at import: a worker's first import is measured (time_imports)
     from flows.batch import PinnedModel, ShardJob
+    from pipelines.batch import DocumentRef
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("text", "scanned")
@@ -401,6 +400,8 @@ def warm_documents(folder: Path) -> list[DocumentRef]:
 
     generate_corpus(folder / "text", per_class=1, seed=13, scanned_share=0.0, classes=["invoice"])
     generate_corpus(folder / "scanned", per_class=1, seed=13, scanned_share=1.0, classes=["invoice"])
+    from pipelines.batch import DocumentRef
+
     limits = Limits.from_params(load_params()["ingest"])
     listed = list_sources([str(folder.resolve())], S3Config(), limits)
     return [entry for entry in listed if isinstance(entry, DocumentRef)]
@@ -425,20 +426,29 @@ def shard_job(model: PinnedModel, params: Mapping[str, Any], cache_dir: Path, mo
     )
 
 
+def time_imports() -> float:
+    """Run first on a fresh worker (before anything of docclass reaches it): seconds to import what a shard
+    runs."""
+    started = time.perf_counter()
+    import flows.batch  # noqa: F401
+    import pipelines.classify  # noqa: F401
+    import pipelines.extract  # noqa: F401
+
+    return round(time.perf_counter() - started, 3)
+
+
 def warm_worker(job: ShardJob, documents: Sequence[DocumentRef]) -> dict[str, float]:
-    """Run on a fresh worker: import what a shard runs, load the pinned version (MLflow download, digest check,
+    """Run on a worker after :func:`time_imports`: load the pinned version (MLflow download, digest check,
     unpickling) into the worker's cache, classify ``documents`` once (first calls of the extraction and the
-    model), timing each: the start-up a worker pays once per run, kept out of the measured rates.
+    model), timing both: with the imports, the start-up a worker pays once per run, kept out of the measured
+    rates.
 
     Raises:
         BenchError: a document could not be classified.
     """
     import psutil
 
-    started = time.perf_counter()
     import flows.batch
-    import pipelines.classify
-    import pipelines.extract  # noqa: F401
 
     imported = time.perf_counter()
     classifier = flows.batch.load_pinned(job.model, Path(job.models_dir))
@@ -450,7 +460,6 @@ def warm_worker(job: ShardJob, documents: Sequence[DocumentRef]) -> dict[str, fl
         raise BenchError(f"the warm-up documents were not classified on worker {os.getpid()}: {errors[:2]}")
     return {
         "pid": os.getpid(),
-        "import_s": round(imported - started, 3),
         "model_load_s": round(loaded - imported, 3),
         "first_documents_s": round(classified - loaded, 3),
         "rss_after_mb": round(psutil.Process().memory_info().rss / MB, 1),
@@ -851,10 +860,9 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 for index, address in enumerate(sorted(cluster.client.scheduler_info()["workers"]), start=1):
                     warm = root / "warm" / f"{workers}-{index}"
                     job = shard_job(pinned, params, warm / "cache", warm / "models")
-                    found = cluster.client.run(warm_worker, job, warm_set, workers=[address])
-                    startup += [
-                        {key: value for key, value in w.items() if key != "pid"} for w in found.values()
-                    ]
+                    imports = cluster.client.run(time_imports, workers=[address])[address]
+                    found = cluster.client.run(warm_worker, job, warm_set, workers=[address])[address]
+                    startup.append({"import_s": imports} | {k: v for k, v in found.items() if k != "pid"})
                 report["startup"][str(workers)] = startup
                 watched = Watched(cluster.scheduler_pid, prefect_pid, cluster.worker_pids)
                 plan = [

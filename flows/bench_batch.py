@@ -551,6 +551,7 @@ def run_batch(
             return_state=True,
         )
         wall = time.perf_counter() - started
+    _check_stopped()
     cpu_after = watched.cpu()
     cpu_after["flow"] -= memory.cpu_s
     if not state.is_completed():
@@ -793,8 +794,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_sigterm(signum: int, frame: object) -> None:
+# Set by a Ctrl-C or a `kill`. Prefect's flow engine swallows a KeyboardInterrupt that lands after the flow's own
+# code has finished (it logs it at debug level and returns the Completed state), so each run checks this as well.
+_stopped = threading.Event()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _stopped.set()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(f"stopped by signal {signum}")
+
+
+def _check_stopped() -> None:
+    """Raise the interrupt the flow engine swallowed, if any."""
+    if _stopped.is_set():
+        raise KeyboardInterrupt
 
 
 def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -902,7 +917,8 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a `kill` stops the servers too (finally blocks)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a `kill` stops the servers too (finally blocks)
+        signal.signal(signum, _on_signal)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the table, not a log line per shard
     os.environ["OMP_THREAD_LIMIT"] = "1"
@@ -912,6 +928,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             report = bench(args, Path(tmp))
         except BenchError as error:
             raise SystemExit(f"error: {error}") from error
+        _check_stopped()
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(format_table(report))
     for kind, rows in report["projection"].items():

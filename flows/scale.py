@@ -12,7 +12,8 @@ this module
   ``exec``: MLflow's ``MLFLOW_BACKEND_STORE_URI``, Prefect's ``PREFECT_API_DATABASE_CONNECTION_URL``, Label
   Studio's ``POSTGRE_*``...), so no password ever appears on a command line;
 - prepares PostgreSQL (:func:`postgres_sql`), SeaweedFS (:func:`s3_identities`, :func:`ensure_buckets`) and
-  nginx (:func:`nginx_config`).
+  nginx (:func:`nginx_config`);
+- registers the work pool's deployment `classify/docclass-classify` (``deploy``, :mod:`flows.deployments`).
 
 Run as ``python -m flows.scale COMMAND --env-file FILE``; the make fragment is the only caller.
 """
@@ -552,6 +553,26 @@ def buckets_command(env_file: EnvFile) -> None:
     except ScaleProfileError as error:
         _fail(str(error))
     typer.echo(f"buckets: {', '.join(buckets) or 'none'}")
+
+
+@app.command("deploy")
+def deploy_command(
+    env_file: EnvFile,
+    pool: Annotated[str, typer.Option(help="the work pool (a process pool, created when missing)")],
+) -> None:
+    """Register the deployment classify/docclass-classify on the work pool of the settings' Prefect server."""
+    import httpx
+
+    from flows.deployments import CLASSIFY_DEPLOYMENT, CLASSIFY_FLOW, DeploymentError, register_classify
+
+    settings = load_settings(env_file)
+    try:
+        register_classify(settings.prefect_api_url or "", pool)
+    except DeploymentError as error:
+        _fail(str(error))
+    except httpx.HTTPError as error:
+        _fail(f"cannot register {CLASSIFY_FLOW}/{CLASSIFY_DEPLOYMENT} at {settings.prefect_api_url}: {error}")
+    typer.echo(f"deployment {CLASSIFY_FLOW}/{CLASSIFY_DEPLOYMENT} on work pool {pool}")
 
 
 @app.command("nginx-conf")

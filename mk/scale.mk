@@ -213,7 +213,8 @@ scale-dask-worker-down:
 scale-worker-up:
 	@mkdir -p "$(WORKER_DIR)"
 	$(call start-server,Prefect worker (pool $(SCALE_POOL)),$(WORKER_DIR)/worker.pid,$(WORKER_DIR)/worker.log,http://$(SCALE_HOST):$(SCALE_WORKER_PORT)/health,$(SCALE_TIMEOUT),$(WORKER_COMMAND),SCALE_WORKER_PORT)
-	@echo "Prefect work pool $(SCALE_POOL) (process) with a worker (log $(WORKER_DIR)/worker.log)"
+	@$(SCALE_PY) -m flows.scale deploy --env-file "$(SCALE_ENV_FILE)" --pool $(SCALE_POOL)
+	@echo "Prefect work pool $(SCALE_POOL) (process) with a worker (log $(WORKER_DIR)/worker.log), deployment classify/docclass-classify"
 
 scale-worker-down:
 	$(call stop-server,Prefect worker (pool $(SCALE_POOL)),$(WORKER_DIR)/worker.pid)
